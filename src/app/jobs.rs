@@ -1,0 +1,331 @@
+//! Turning the user's actions into queued jobs (with the recipe their pictures will carry),
+//! and the file-dialog actions.
+
+use eframe::egui;
+use std::path::PathBuf;
+
+use super::inputs::{Purpose, Slot, SourceImage};
+use super::panels::Action;
+use super::queue::{Origin, Pending};
+use super::settings::{EndKind, Mode, PROMPT_PREFIX};
+use super::worker::Job;
+use super::{UnclipApp, View};
+use crate::pipeline::StartLatent;
+use crate::pipeline::ops::Endpoint;
+use crate::recipe::{Operation, Recipe};
+
+const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "PNG"];
+
+impl UnclipApp {
+    pub(crate) fn act(&mut self, ctx: &egui::Context, a: Action) {
+        match a {
+            Action::Generate => self.queue_generate(),
+            Action::Vary => self.queue_vary(),
+            Action::Frame { draft } => self.request_frame(draft),
+            Action::Filmstrip => self.queue_filmstrip(),
+            Action::Cancel => {
+                if self.queue.cancel_running() {
+                    self.last_status = "Cancelling…".into();
+                }
+            }
+            Action::OpenImage(slot) => {
+                if let Some(path) = pick_image() {
+                    self.loading.push(slot);
+                    self.loader.load_path(path, Purpose::Slot(slot));
+                }
+            }
+            Action::OpenImageDialog => {
+                let slot = match self.settings.mode {
+                    Mode::Generate | Mode::Variations => Slot::VarySource,
+                    Mode::Interpolate if !self.slots.contains_key(&Slot::InterpA) => Slot::InterpA,
+                    Mode::Interpolate => Slot::InterpB,
+                    Mode::TextDiff => Slot::TextDiffSource,
+                };
+                self.act(ctx, Action::OpenImage(slot));
+                if slot == Slot::VarySource {
+                    self.settings.mode = Mode::Variations;
+                }
+            }
+            Action::ClearSlot(slot) => self.clear_slot(slot),
+            Action::SwapEnds => {
+                let a = self.slots.remove(&Slot::InterpA);
+                let b = self.slots.remove(&Slot::InterpB);
+                for (slot, img) in [(Slot::InterpA, b), (Slot::InterpB, a)] {
+                    match img {
+                        Some(img) => self.set_slot(slot, img),
+                        None => self.clear_slot(slot),
+                    }
+                }
+                let i = &mut self.settings.interp;
+                std::mem::swap(&mut i.a_kind, &mut i.b_kind);
+                std::mem::swap(&mut i.a_prompt, &mut i.b_prompt);
+                self.strip.clear();
+            }
+            Action::SelectResult(i) => {
+                self.gallery.ensure_loaded(i);
+                self.view = View::Result(i);
+                if let Some(recipe) = self.gallery.entries.get(i).and_then(|e| e.recipe.clone()) {
+                    self.restore(recipe);
+                }
+            }
+            Action::UseResult(i, slot) => {
+                self.gallery.ensure_loaded(i);
+                let Some(e) = self.gallery.entries.get(i) else { return };
+                let Some(pic) = e.picture.clone() else { return };
+                let img = SourceImage::new(ctx, e.name(), e.path.clone(), pic);
+                self.set_slot(slot, img);
+                self.settings.mode = match slot {
+                    Slot::VarySource => Mode::Variations,
+                    Slot::InterpA | Slot::InterpB => {
+                        match slot {
+                            Slot::InterpA => self.settings.interp.a_kind = EndKind::Image,
+                            _ => self.settings.interp.b_kind = EndKind::Image,
+                        }
+                        Mode::Interpolate
+                    }
+                    Slot::TextDiffSource => Mode::TextDiff,
+                };
+            }
+            Action::SaveResultAs(i) => {
+                self.gallery.ensure_loaded(i);
+                let item =
+                    self.gallery.entries.get(i).and_then(|e| Some((e.picture.clone()?, e.recipe.clone(), e.name())));
+                if let Some((pic, recipe, name)) = item {
+                    self.save_as(&pic, recipe.as_ref(), &name);
+                }
+            }
+            Action::CopyResult(i) => {
+                self.gallery.ensure_loaded(i);
+                if let Some(pic) = self.gallery.entries.get(i).and_then(|e| e.picture.as_ref()) {
+                    ctx.copy_image(super::inputs::color_image(pic));
+                    self.last_status = "Image copied".into();
+                }
+            }
+            Action::DeleteResult(i) => {
+                if let Err(e) = self.gallery.remove(i) {
+                    self.error(format!("not deleted: {e}"));
+                }
+                self.view = match self.view {
+                    View::Result(j) if j == i => View::Empty,
+                    View::Result(j) if j > i => View::Result(j - 1),
+                    v => v,
+                };
+            }
+            Action::KeepFrame => {
+                let model = self.model_name();
+                if let Some(f) = self.frames.get(&self.settings.mode) {
+                    let (pic, op) = (f.picture.clone(), f.op.clone());
+                    match self.gallery.add(pic, Recipe::new(model, 0, op)) {
+                        Ok(()) => self.last_status = "Frame added to the gallery".into(),
+                        Err(e) => self.error(e),
+                    }
+                }
+            }
+            Action::SaveFrameAs => {
+                let model = self.model_name();
+                if let Some(f) = self.frames.get(&self.settings.mode) {
+                    let (pic, recipe) = (f.picture.clone(), Recipe::new(model, 0, f.op.clone()));
+                    self.save_as(&pic, Some(&recipe), "frame.png");
+                }
+            }
+            Action::PickStrip(i) => {
+                if let Some(f) = self.strip.get(i) {
+                    let (theta, pic, op) = (f.theta, f.picture.clone(), f.op.clone());
+                    self.settings.interp.theta = theta;
+                    let texture = ctx.load_texture(
+                        "frame-Interpolate",
+                        super::inputs::color_image(&pic),
+                        egui::TextureOptions::LINEAR,
+                    );
+                    self.frames
+                        .insert(Mode::Interpolate, super::Frame { theta, draft: false, picture: pic, texture, op });
+                    self.view = View::Frame;
+                }
+            }
+            Action::OpenModelFolder => {
+                if let Some(folder) = rfd::FileDialog::new().set_title("Open a diffusers unCLIP folder").pick_folder() {
+                    self.open_model(folder, false);
+                }
+            }
+            Action::UseDefaultModel => self.open_model(crate::cli::default_model_dir(), true),
+            Action::SetDevice(d) => {
+                self.device = d;
+                self.settings.device = d;
+                self.model = super::status::ModelState::Opening;
+                self.worker.send(Job::SetDevice(d));
+            }
+        }
+    }
+
+    fn open_model(&mut self, folder: PathBuf, is_default: bool) {
+        self.settings.model = (!is_default).then(|| folder.clone());
+        self.model_is_default = is_default;
+        self.model_folder = folder.clone();
+        self.model = super::status::ModelState::Opening;
+        self.worker.send(Job::OpenModel { folder, device: self.device });
+    }
+
+    fn save_as(&mut self, pic: &crate::pipeline::Picture, recipe: Option<&Recipe>, name: &str) {
+        let Some(path) = rfd::FileDialog::new().add_filter("PNG image", &["png"]).set_file_name(name).save_file()
+        else {
+            return;
+        };
+        match crate::image_io::save_png(&path, pic, recipe) {
+            Ok(()) => self.last_status = format!("Saved {}", path.display()),
+            Err(e) => self.error(format!("not saved: {e}")),
+        }
+    }
+
+    fn queue_generate(&mut self) {
+        if !self.model.can_generate() {
+            self.error("the model is not ready to make images from text");
+            return;
+        }
+        let params = self.settings.generate_params();
+        if params.prompt.is_empty() {
+            self.error("type a prompt first");
+            return;
+        }
+        let ticket = self.queue.ticket();
+        let label = format!("“{}” ×{}", short(&params.prompt), params.num_images);
+        self.queue.push(Pending {
+            job: Job::Generate { ticket: ticket.clone(), params: params.clone() },
+            ticket,
+            label,
+            op: Operation::Generate(params),
+            origin: Origin::Gallery,
+        });
+        self.settings.reroll_unlocked();
+    }
+
+    fn queue_vary(&mut self) {
+        let Some(src) = self.slots.get(&Slot::VarySource) else {
+            self.error("drop or open an image to make variations of");
+            return;
+        };
+        let params = self.settings.decode_params(self.settings.variations);
+        let ticket = self.queue.ticket();
+        let label = format!("variations of {} ×{}", src.name, params.num_images);
+        self.queue.push(Pending {
+            job: Job::Vary { ticket: ticket.clone(), image: src.picture.clone(), params: params.clone() },
+            ticket,
+            label,
+            op: Operation::Variations { source: src.recipe_source(), params },
+            origin: Origin::Gallery,
+        });
+        self.settings.reroll_unlocked();
+    }
+
+    /// The job of the current mode's frame at θ, with its recipe; None (and a banner) when
+    /// an input is missing.
+    fn frame_job(&mut self, theta: f32, draft: bool) -> Option<(Job, Operation, String)> {
+        let params = if draft { self.settings.draft_params() } else { self.settings.decode_params(1) };
+        let ticket = self.queue.ticket();
+        match self.settings.mode {
+            Mode::Interpolate => {
+                let (a, a_name) = self.endpoint(Slot::InterpA)?;
+                let (b, b_name) = self.endpoint(Slot::InterpB)?;
+                let start = self.settings.interp.start;
+                let start = if matches!((&a, &b), (Endpoint::Image(_), Endpoint::Image(_))) {
+                    start
+                } else {
+                    StartLatent::Fixed
+                };
+                let op = Operation::Interpolate { a: a_name, b: b_name, theta, start, params: params.clone() };
+                let label = format!("interpolation θ {theta:.2}{}", if draft { " (draft)" } else { "" });
+                Some((Job::Interpolate { ticket, a, b, theta, start, params }, op, label))
+            }
+            Mode::TextDiff => {
+                let Some(src) = self.slots.get(&Slot::TextDiffSource) else {
+                    self.error("drop or open an image for the text diff");
+                    return None;
+                };
+                let t = &self.settings.text_diff;
+                if t.to.trim().is_empty() {
+                    self.error("type the caption to move toward");
+                    return None;
+                }
+                let op = Operation::TextDiff {
+                    source: src.recipe_source(),
+                    to: t.to.trim().to_string(),
+                    from: t.from.trim().to_string(),
+                    theta,
+                    params: params.clone(),
+                };
+                let job = Job::TextDiff {
+                    ticket,
+                    image: src.picture.clone(),
+                    to: t.to.trim().to_string(),
+                    from: t.from.trim().to_string(),
+                    theta,
+                    params,
+                };
+                let label = format!("text diff θ {theta:.2}{}", if draft { " (draft)" } else { "" });
+                Some((job, op, label))
+            }
+            Mode::Generate | Mode::Variations => None,
+        }
+    }
+
+    /// An interpolation end and how its recipe names it.
+    fn endpoint(&mut self, slot: Slot) -> Option<(Endpoint, String)> {
+        let (kind, prompt) = match slot {
+            Slot::InterpA => (self.settings.interp.a_kind, self.settings.interp.a_prompt.trim().to_string()),
+            _ => (self.settings.interp.b_kind, self.settings.interp.b_prompt.trim().to_string()),
+        };
+        let name = if slot == Slot::InterpA { "A" } else { "B" };
+        match kind {
+            EndKind::Prompt if !prompt.is_empty() => {
+                Some((Endpoint::Prompt(prompt.clone()), format!("{PROMPT_PREFIX}{prompt}")))
+            }
+            EndKind::Prompt => {
+                self.error(format!("type prompt {name} first"));
+                None
+            }
+            EndKind::Image => match self.slots.get(&slot) {
+                Some(img) => Some((Endpoint::Image(img.picture.clone()), img.recipe_source())),
+                None => {
+                    self.error(format!("drop or open image {name} first"));
+                    None
+                }
+            },
+        }
+    }
+
+    /// The θ slider moved (draft) or settled (full quality). The newest request replaces
+    /// any older waiting one; a full request also cancels a running draft, whose result
+    /// would be stale anyway.
+    fn request_frame(&mut self, draft: bool) {
+        let theta = match self.settings.mode {
+            Mode::Interpolate => self.settings.interp.theta,
+            Mode::TextDiff => self.settings.text_diff.theta,
+            _ => return,
+        };
+        let Some((job, op, label)) = self.frame_job(theta, draft) else { return };
+        let ticket = job.ticket().cloned().unwrap_or_else(|| self.queue.ticket());
+        self.queue.set_live(Pending { ticket, label, job, op, origin: Origin::Frame { theta, draft } });
+        if !draft && self.queue.running_is_draft() {
+            self.queue.cancel_running();
+        }
+    }
+
+    fn queue_filmstrip(&mut self) {
+        let n = self.settings.interp.frames.clamp(2, 32);
+        self.strip.clear();
+        for k in 0..n {
+            let theta = k as f32 / (n - 1) as f32;
+            let Some((job, op, _)) = self.frame_job(theta, false) else { return };
+            let ticket = job.ticket().cloned().unwrap_or_else(|| self.queue.ticket());
+            let label = format!("filmstrip frame {}/{n} (θ {theta:.2})", k + 1);
+            self.queue.push(Pending { ticket, label, job, op, origin: Origin::Strip { theta } });
+        }
+    }
+}
+
+fn pick_image() -> Option<PathBuf> {
+    rfd::FileDialog::new().set_title("Open an image").add_filter("Images", &IMAGE_EXTENSIONS).pick_file()
+}
+
+fn short(s: &str) -> String {
+    if s.chars().count() > 40 { s.chars().take(40).collect::<String>() + "…" } else { s.to_string() }
+}

@@ -1,0 +1,336 @@
+//! The desktop app (eframe/egui). The UI thread only draws and routes messages: the engine
+//! lives on the worker thread (`worker`), files are decoded on loader threads (`inputs`), and
+//! the UI never waits for either.
+//!
+//! Layout: mode tabs and menus on top, the mode's controls on the left, the queue and the
+//! gallery on the right, the preview / selected result in the middle, a status bar below.
+
+pub mod gallery;
+pub mod inputs;
+pub mod panels;
+pub mod preview;
+pub mod queue;
+pub mod settings;
+pub mod status;
+pub mod worker;
+
+mod events;
+mod jobs;
+mod layout;
+
+use eframe::egui;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use egui::TextureHandle;
+
+use crate::device::DevicePref;
+use crate::pipeline::Picture;
+use crate::recipe::{Operation, Recipe};
+use gallery::Gallery;
+use inputs::{Loader, Purpose, Slot, SourceImage};
+use preview::Preview;
+use queue::Queue;
+use settings::{Mode, Settings};
+use status::{Memory, ModelState};
+use worker::Worker;
+
+/// Where the app keeps things, and what the command line forced.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// A model folder from `--model` (None: the one in the settings, else the shipped one).
+    pub model: Option<PathBuf>,
+    /// `--device`; `Auto` defers to the setting.
+    pub device: DevicePref,
+    /// The gallery lives in `data_dir/gallery`.
+    pub data_dir: PathBuf,
+    /// `settings.json` lives here.
+    pub config_dir: PathBuf,
+}
+
+impl AppConfig {
+    /// The user's folders (`~/.local/share/unclip`, `~/.config/unclip` on Linux).
+    pub fn for_user(model: Option<PathBuf>, device: DevicePref) -> Result<Self, String> {
+        let data = dirs::data_dir().ok_or("no data folder on this system (HOME unset?)")?;
+        let config = dirs::config_dir().unwrap_or_else(|| data.clone());
+        Ok(Self { model, device, data_dir: data.join("unclip"), config_dir: config.join("unclip") })
+    }
+}
+
+/// Opens the app window; returns when it is closed.
+pub fn run(model: Option<PathBuf>, device: DevicePref) -> Result<(), String> {
+    let config = AppConfig::for_user(model, device)?;
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("unclip")
+            .with_app_id("unclip")
+            .with_inner_size([1320.0, 840.0])
+            .with_min_inner_size([900.0, 560.0])
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    eframe::run_native("unclip", options, Box::new(move |cc| Ok(Box::new(UnclipApp::new(&cc.egui_ctx, config)))))
+        .map_err(|e| format!("cannot open the window: {e}"))
+}
+
+/// A one-line message above the main area.
+pub(crate) struct Banner {
+    pub text: String,
+    pub error: bool,
+    /// A dropped PNG's recipe the user may restore with one click.
+    pub recipe: Option<Recipe>,
+}
+
+/// The current frame of an interpolation or text diff (one per mode, one texture each).
+pub(crate) struct Frame {
+    pub theta: f32,
+    pub draft: bool,
+    pub picture: Picture,
+    pub texture: TextureHandle,
+    pub op: Operation,
+}
+
+/// What the middle area shows when no job is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum View {
+    Empty,
+    /// The kept preview of a cancelled or failed job.
+    Preview,
+    /// A gallery entry by index.
+    Result(usize),
+    /// The current mode's frame.
+    Frame,
+}
+
+pub struct UnclipApp {
+    settings: Settings,
+    settings_path: PathBuf,
+    /// What is on disk, to write only when something changed.
+    saved: Settings,
+    last_save_check: Instant,
+
+    worker: Worker,
+    loader: Loader,
+    queue: Queue,
+    gallery: Gallery,
+    preview: Preview,
+    memory: Memory,
+
+    model: ModelState,
+    /// The device in use: `--device` when given (not persisted), else the setting.
+    device: DevicePref,
+    model_folder: PathBuf,
+    model_is_default: bool,
+
+    slots: HashMap<Slot, SourceImage>,
+    loading: Vec<Slot>,
+    frames: HashMap<Mode, Frame>,
+    strip: Vec<Frame>,
+    view: View,
+    banner: Option<Banner>,
+    /// The last thing that happened ("done in 1.2 s"), for the status bar.
+    last_status: String,
+}
+
+impl UnclipApp {
+    /// Builds the app around `ctx`; starts the worker and opens the model in the background.
+    pub fn new(ctx: &egui::Context, config: AppConfig) -> Self {
+        let settings_path = config.config_dir.join("settings.json");
+        let (settings, settings_warning) = Settings::load(&settings_path);
+        let (gallery, gallery_warning) = Gallery::open(&config.data_dir.join("gallery"));
+        let default_model = crate::cli::default_model_dir();
+        let model_folder =
+            config.model.clone().or_else(|| settings.model.clone()).unwrap_or_else(|| default_model.clone());
+        let model_is_default = model_folder == default_model;
+        let device = if config.device == DevicePref::Auto { settings.device } else { config.device };
+
+        let worker = Worker::spawn(ctx.clone());
+        worker.send(worker::Job::OpenModel { folder: model_folder.clone(), device });
+        let loader = Loader::new(ctx.clone());
+
+        let mut app = Self {
+            saved: settings.clone(),
+            settings,
+            settings_path,
+            last_save_check: Instant::now(),
+            worker,
+            loader,
+            queue: Queue::default(),
+            gallery,
+            preview: Preview::default(),
+            memory: Memory::default(),
+            model: ModelState::Opening,
+            device,
+            model_folder,
+            model_is_default,
+            slots: HashMap::new(),
+            loading: Vec::new(),
+            frames: HashMap::new(),
+            strip: Vec::new(),
+            view: View::Empty,
+            banner: None,
+            last_status: String::new(),
+        };
+        if let Some(w) = settings_warning.or(gallery_warning) {
+            app.error(w);
+        }
+        // Re-open the input images of the last session that still exist.
+        for slot in [Slot::VarySource, Slot::InterpA, Slot::InterpB, Slot::TextDiffSource] {
+            if let Some(path) = app.slot_path(slot).clone().filter(|p| p.is_file()) {
+                app.loading.push(slot);
+                app.loader.load_path(path, Purpose::Slot(slot));
+            }
+        }
+        if !app.gallery.is_empty() {
+            app.view = View::Result(0);
+        }
+        app
+    }
+
+    // --- Read access for tests and tools -------------------------------------------------
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn settings_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
+
+    pub fn gallery_len(&self) -> usize {
+        self.gallery.len()
+    }
+
+    pub fn gallery_dir(&self) -> &Path {
+        self.gallery.dir()
+    }
+
+    /// The picture in the live preview (kept after a cancel).
+    pub fn preview_picture(&self) -> Option<&Picture> {
+        self.preview.picture()
+    }
+
+    /// The current frame of interpolation or text diff, with its θ and whether it is a draft.
+    pub fn frame(&self, mode: Mode) -> Option<(f32, bool, &Picture)> {
+        self.frames.get(&mode).map(|f| (f.theta, f.draft, &f.picture))
+    }
+
+    pub fn banner_text(&self) -> Option<&str> {
+        self.banner.as_ref().map(|b| b.text.as_str())
+    }
+
+    /// A job is running or waiting.
+    pub fn is_busy(&self) -> bool {
+        self.queue.busy()
+    }
+
+    pub fn model_ready(&self) -> bool {
+        matches!(self.model, ModelState::Ready { .. })
+    }
+
+    /// Queues a job that panics in the worker (tests the crash recovery).
+    #[doc(hidden)]
+    pub fn queue_fault(&mut self) {
+        let ticket = self.queue.ticket();
+        self.queue.push(queue::Pending {
+            job: worker::Job::Panic { ticket: ticket.clone() },
+            ticket,
+            label: "fault injection".into(),
+            op: Operation::Generate(Default::default()),
+            origin: queue::Origin::Gallery,
+        });
+    }
+
+    // --- Small shared helpers -----------------------------------------------------------
+
+    pub(crate) fn error(&mut self, text: impl Into<String>) {
+        let text = worker::one_line(&text.into());
+        eprintln!("unclip: {text}");
+        self.banner = Some(Banner { text, error: true, recipe: None });
+    }
+
+    pub(crate) fn info(&mut self, text: impl Into<String>) {
+        self.banner = Some(Banner { text: text.into(), error: false, recipe: None });
+    }
+
+    /// The model as recipes name it.
+    pub(crate) fn model_name(&self) -> String {
+        if self.model_is_default { "default".into() } else { self.model_folder.display().to_string() }
+    }
+
+    fn slot_path(&mut self, slot: Slot) -> &mut Option<PathBuf> {
+        match slot {
+            Slot::VarySource => &mut self.settings.vary_source,
+            Slot::InterpA => &mut self.settings.interp_a,
+            Slot::InterpB => &mut self.settings.interp_b,
+            Slot::TextDiffSource => &mut self.settings.text_diff_source,
+        }
+    }
+
+    pub(crate) fn set_slot(&mut self, slot: Slot, image: SourceImage) {
+        *self.slot_path(slot) = image.path.clone();
+        self.loading.retain(|s| *s != slot);
+        self.slots.insert(slot, image);
+    }
+
+    pub(crate) fn clear_slot(&mut self, slot: Slot) {
+        *self.slot_path(slot) = None;
+        self.slots.remove(&slot);
+    }
+
+    /// Writes the settings when they changed (checked at most every 2 s while running).
+    fn save_settings(&mut self, force: bool) {
+        if !force && self.last_save_check.elapsed() < Duration::from_secs(2) {
+            return;
+        }
+        self.last_save_check = Instant::now();
+        if self.settings != self.saved {
+            match self.settings.save(&self.settings_path) {
+                Ok(()) => self.saved = self.settings.clone(),
+                Err(e) if force => eprintln!("unclip: settings not saved: {e}"),
+                Err(e) => {
+                    // Report once; `saved` is updated so the banner does not repeat every 2 s.
+                    self.saved = self.settings.clone();
+                    self.error(format!("settings not saved: {e}"));
+                }
+            }
+        }
+    }
+}
+
+impl eframe::App for UnclipApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.pump(ctx);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.shortcuts(ui.ctx());
+        self.take_drops(ui.ctx());
+        let actions = self.layout(ui);
+        for a in actions {
+            self.act(ui.ctx(), a);
+        }
+        // Jobs queued by this frame's clicks start now rather than on the next event.
+        self.dispatch();
+        if self.queue.running.is_some() {
+            // Keeps the ETA ticking between progress events.
+            ui.ctx().request_repaint_after(Duration::from_millis(250));
+        }
+        self.save_settings(false);
+    }
+
+    fn save(&mut self, _storage: &mut dyn eframe::Storage) {
+        // Settings go to our own JSON file (readable, and shared with tests' temp dirs).
+        self.save_settings(true);
+    }
+}
+
+impl Drop for UnclipApp {
+    fn drop(&mut self) {
+        // Stop work promptly so the worker's join (in its Drop) returns within one network call.
+        self.queue.clear();
+        self.queue.cancel_running();
+        self.save_settings(true);
+    }
+}

@@ -1,0 +1,329 @@
+//! What the user set, persisted as JSON between launches. Unknown or missing fields fall
+//! back to defaults, so an old or hand-edited file never stops the app from starting.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::DevicePref;
+use crate::pipeline::{DecodeParams, GenerateParams, Sampler, Seeds, StageParams, StartLatent};
+use crate::recipe::Operation;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Generate,
+    Variations,
+    Interpolate,
+    TextDiff,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [Mode::Generate, Mode::Variations, Mode::Interpolate, Mode::TextDiff];
+
+    /// Tab titles; distinct from every button label so tests can find each by name.
+    pub fn title(self) -> &'static str {
+        match self {
+            // Only glyphs of egui's bundled font (no arrows), so no platform font is needed.
+            Mode::Generate => "Text to image",
+            Mode::Variations => "Variations",
+            Mode::Interpolate => "Interpolate",
+            Mode::TextDiff => "Text diff",
+        }
+    }
+}
+
+/// One end of an interpolation: an image (in a slot) or a prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EndKind {
+    #[default]
+    Image,
+    Prompt,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InterpSettings {
+    pub a_kind: EndKind,
+    pub b_kind: EndKind,
+    pub a_prompt: String,
+    pub b_prompt: String,
+    pub theta: f32,
+    pub start: StartLatent,
+    /// Frames in the filmstrip, θ evenly spaced from 0 to 1.
+    pub frames: usize,
+}
+
+impl Default for InterpSettings {
+    fn default() -> Self {
+        Self {
+            a_kind: EndKind::Image,
+            b_kind: EndKind::Image,
+            a_prompt: String::new(),
+            b_prompt: String::new(),
+            theta: 0.5,
+            start: StartLatent::Fixed,
+            frames: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TextDiffSettings {
+    pub to: String,
+    pub from: String,
+    pub theta: f32,
+}
+
+impl Default for TextDiffSettings {
+    fn default() -> Self {
+        Self { to: String::new(), from: String::new(), theta: 0.25 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub mode: Mode,
+    pub prompt: String,
+    pub num_images: usize,
+    pub best_of: usize,
+    pub prior: StageParams,
+    pub decoder: StageParams,
+    pub super_res_steps: usize,
+    /// The prior's seed, and the seed of the decode-only operations.
+    pub seed: u64,
+    /// Keep `seed` after a run (otherwise a new one is drawn for the next run).
+    pub lock_seed: bool,
+    /// Give the decoder its own seed: same composition, new details.
+    pub separate_decoder_seed: bool,
+    pub decoder_seed: u64,
+    pub lock_decoder_seed: bool,
+    pub variations: usize,
+    pub interp: InterpSettings,
+    pub text_diff: TextDiffSettings,
+    /// Decoder steps of the quick frames rendered while a θ slider is dragged.
+    pub draft_steps: usize,
+    pub device: DevicePref,
+    /// A model folder picked with "Open model folder…" (None: the shipped model).
+    pub model: Option<PathBuf>,
+    /// Images in the input slots, re-opened at start when they still exist.
+    pub vary_source: Option<PathBuf>,
+    pub interp_a: Option<PathBuf>,
+    pub interp_b: Option<PathBuf>,
+    pub text_diff_source: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let g = GenerateParams::default();
+        Self {
+            mode: Mode::Generate,
+            prompt: String::new(),
+            num_images: 1,
+            best_of: 1,
+            prior: g.prior,
+            decoder: g.decoder,
+            super_res_steps: g.super_res_steps,
+            seed: 0,
+            lock_seed: false,
+            separate_decoder_seed: false,
+            decoder_seed: 1,
+            lock_decoder_seed: false,
+            variations: 4,
+            interp: InterpSettings::default(),
+            text_diff: TextDiffSettings::default(),
+            draft_steps: 8,
+            device: DevicePref::Auto,
+            model: None,
+            vary_source: None,
+            interp_a: None,
+            interp_b: None,
+            text_diff_source: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the file; a missing file gives defaults, a broken one gives defaults and a
+    /// message for the banner.
+    pub fn load(path: &Path) -> (Self, Option<String>) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (Self::default(), None),
+            Err(e) => return (Self::default(), Some(format!("settings not read ({}): {e}", path.display()))),
+        };
+        match serde_json::from_str::<Settings>(&text) {
+            Ok(s) => (s.sanitized(), None),
+            Err(e) => (Self::default(), Some(format!("settings reset, {} is not valid: {e}", path.display()))),
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let json = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        // Write then rename, so a crash mid-write never leaves half a file.
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Values a hand-edited file could put out of range, clamped to what the sliders allow.
+    fn sanitized(mut self) -> Self {
+        self.num_images = self.num_images.clamp(1, 16);
+        self.best_of = self.best_of.clamp(1, 16);
+        self.variations = self.variations.clamp(1, 16);
+        self.super_res_steps = self.super_res_steps.min(1000);
+        self.draft_steps = self.draft_steps.clamp(1, 1000);
+        for s in [&mut self.prior, &mut self.decoder] {
+            s.steps = s.steps.clamp(1, 1000);
+            if !s.guidance.is_finite() {
+                s.guidance = 1.0;
+            }
+            s.eta = if s.eta.is_finite() { s.eta.clamp(0.0, 1.0) } else { 0.0 };
+        }
+        let unit = |t: f32| if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.5 };
+        self.interp.theta = unit(self.interp.theta);
+        self.text_diff.theta = unit(self.text_diff.theta);
+        self.interp.frames = self.interp.frames.clamp(2, 32);
+        self
+    }
+
+    pub fn seeds(&self) -> Seeds {
+        Seeds { prior: self.seed, decoder: self.separate_decoder_seed.then_some(self.decoder_seed) }
+    }
+
+    pub fn generate_params(&self) -> GenerateParams {
+        GenerateParams {
+            prompt: self.prompt.trim().to_string(),
+            num_images: self.num_images,
+            seeds: self.seeds(),
+            prior: self.prior,
+            decoder: self.decoder,
+            super_res_steps: self.super_res_steps,
+            best_of: self.best_of,
+        }
+    }
+
+    /// Decode settings of variations, interpolation and text diffs. With a separate decoder
+    /// seed that seed is used, otherwise the main one.
+    pub fn decode_params(&self, num_images: usize) -> DecodeParams {
+        DecodeParams {
+            num_images,
+            seed: if self.separate_decoder_seed { self.decoder_seed } else { self.seed },
+            decoder: self.decoder,
+            super_res_steps: self.super_res_steps,
+        }
+    }
+
+    /// The quick version shown while a slider moves: fewer decoder steps, no super-resolution.
+    pub fn draft_params(&self) -> DecodeParams {
+        let mut p = self.decode_params(1);
+        p.decoder.steps = p.decoder.steps.min(self.draft_steps.max(1));
+        p.super_res_steps = 0;
+        p
+    }
+
+    /// Draws new seeds for the next run where they are not locked.
+    pub fn reroll_unlocked(&mut self) {
+        if !self.lock_seed {
+            self.seed = random_seed();
+        }
+        if self.separate_decoder_seed && !self.lock_decoder_seed {
+            self.decoder_seed = random_seed();
+        }
+    }
+
+    /// Copies a recipe's settings back (the seed too, so the same run can be made again).
+    /// Sources that were files are returned for the caller to re-open.
+    pub fn restore(&mut self, op: &Operation) -> Vec<(super::inputs::Slot, PathBuf)> {
+        use super::inputs::Slot;
+        let mut sources = Vec::new();
+        let decode = |s: &mut Settings, p: &DecodeParams| {
+            s.decoder = p.decoder;
+            s.super_res_steps = p.super_res_steps;
+            if s.separate_decoder_seed {
+                s.decoder_seed = p.seed;
+            } else {
+                s.seed = p.seed;
+            }
+        };
+        let file = |s: &str| Some(PathBuf::from(s)).filter(|p| p.is_file());
+        match op {
+            Operation::Generate(g) => {
+                self.mode = Mode::Generate;
+                self.prompt = g.prompt.clone();
+                self.num_images = g.num_images.clamp(1, 16);
+                self.best_of = g.best_of.clamp(1, 16);
+                self.prior = g.prior;
+                self.decoder = g.decoder;
+                self.super_res_steps = g.super_res_steps;
+                self.seed = g.seeds.prior;
+                self.separate_decoder_seed = g.seeds.decoder.is_some();
+                if let Some(d) = g.seeds.decoder {
+                    self.decoder_seed = d;
+                }
+            }
+            Operation::Variations { source, params } => {
+                self.mode = Mode::Variations;
+                self.variations = params.num_images.clamp(1, 16);
+                decode(self, params);
+                sources.extend(file(source).map(|p| (Slot::VarySource, p)));
+            }
+            Operation::Interpolate { a, b, theta, start, params } => {
+                self.mode = Mode::Interpolate;
+                self.interp.theta = theta.clamp(0.0, 1.0);
+                self.interp.start = *start;
+                decode(self, params);
+                for (text, slot, kind, prompt) in [
+                    (a, Slot::InterpA, &mut self.interp.a_kind, &mut self.interp.a_prompt),
+                    (b, Slot::InterpB, &mut self.interp.b_kind, &mut self.interp.b_prompt),
+                ] {
+                    match text.strip_prefix(PROMPT_PREFIX) {
+                        Some(p) => {
+                            *kind = EndKind::Prompt;
+                            *prompt = p.to_string();
+                        }
+                        None => {
+                            *kind = EndKind::Image;
+                            sources.extend(file(text).map(|p| (slot, p)));
+                        }
+                    }
+                }
+            }
+            Operation::TextDiff { source, to, from, theta, params } => {
+                self.mode = Mode::TextDiff;
+                self.text_diff.to = to.clone();
+                self.text_diff.from = from.clone();
+                self.text_diff.theta = theta.clamp(0.0, 1.0);
+                decode(self, params);
+                sources.extend(file(source).map(|p| (Slot::TextDiffSource, p)));
+            }
+        }
+        sources
+    }
+}
+
+/// How a prompt endpoint is written in an interpolation recipe (images are paths).
+pub const PROMPT_PREFIX: &str = "prompt: ";
+
+/// A seed from the clock, mixed (splitmix64) so consecutive calls differ in every bit.
+pub fn random_seed() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let mut z = nanos ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    // Keep seeds short enough to read and type.
+    (z ^ (z >> 31)) % 1_000_000_000
+}
+
+/// Which samplers the combo boxes offer.
+pub const SAMPLERS: [(Sampler, &str); 2] = [(Sampler::Ddpm, "DDPM (model's own)"), (Sampler::Ddim, "DDIM")];

@@ -1,0 +1,70 @@
+//! The status bar: device, model and memory. Memory is the process's resident set (RSS),
+//! sampled at most once a second because reading it is a file read.
+
+use std::time::{Duration, Instant};
+
+pub struct Memory {
+    last: Option<(Instant, Option<u64>)>,
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Self { last: None }
+    }
+}
+
+impl Memory {
+    /// Resident memory in bytes, if the platform tells us.
+    pub fn rss(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        match self.last {
+            Some((t, v)) if now.duration_since(t) < Duration::from_secs(1) => v,
+            _ => {
+                let v = read_rss();
+                self.last = Some((now, v));
+                v
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn read_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_rss() -> Option<u64> {
+    None
+}
+
+pub fn bytes(n: u64) -> String {
+    let mb = n as f64 / (1024.0 * 1024.0);
+    if mb >= 1024.0 { format!("{:.1} GB", mb / 1024.0) } else { format!("{mb:.0} MB") }
+}
+
+/// What the worker said about the model.
+#[derive(Debug, Clone, Default)]
+pub enum ModelState {
+    #[default]
+    Opening,
+    Ready {
+        device: String,
+        is_gpu: bool,
+        can_generate: bool,
+        can_vary: bool,
+    },
+    Failed(String),
+}
+
+impl ModelState {
+    pub fn can_generate(&self) -> bool {
+        matches!(self, ModelState::Ready { can_generate: true, .. })
+    }
+    pub fn can_vary(&self) -> bool {
+        matches!(self, ModelState::Ready { can_vary: true, .. })
+    }
+}

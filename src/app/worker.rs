@@ -1,0 +1,333 @@
+//! The worker thread: the only owner of the engine (and so of every tensor). The UI sends
+//! it one [`Job`] at a time over a channel and reads [`Event`]s back; it never waits for it.
+//!
+//! Why one thread and one engine: the engine caches prompt encodings, image embeddings and
+//! inversions, which is what makes scrubbing a θ slider cheap; a second engine would double
+//! the memory and lose those caches.
+
+use eframe::egui;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+
+use crate::device::{DevicePref, choose};
+use crate::pipeline::ops::Endpoint;
+use crate::pipeline::{
+    Control, DecodeParams, Engine, GenerateParams, Picture, PipelineError, Progress, Stage, StartLatent,
+};
+
+pub type JobId = u64;
+
+/// A job's identity and its own cancel flag. A flag per job (not one shared flag) means a
+/// Cancel pressed just before the worker picks a job up can never leak into the next one.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub id: JobId,
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Ticket {
+    pub fn new(id: JobId) -> Self {
+        Self { id, cancel: Arc::new(AtomicBool::new(false)) }
+    }
+
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Everything the UI can ask of the worker.
+#[derive(Debug)]
+pub enum Job {
+    /// Open a diffusers unCLIP folder on a device (components load on first use).
+    OpenModel {
+        folder: PathBuf,
+        device: DevicePref,
+    },
+    /// Re-open the current folder on another device.
+    SetDevice(DevicePref),
+    Generate {
+        ticket: Ticket,
+        params: GenerateParams,
+    },
+    Vary {
+        ticket: Ticket,
+        image: Picture,
+        params: DecodeParams,
+    },
+    Interpolate {
+        ticket: Ticket,
+        a: Endpoint,
+        b: Endpoint,
+        theta: f32,
+        start: StartLatent,
+        params: DecodeParams,
+    },
+    TextDiff {
+        ticket: Ticket,
+        image: Picture,
+        to: String,
+        from: String,
+        theta: f32,
+        params: DecodeParams,
+    },
+    /// Fault injection: panics inside the job guard, to exercise the recovery path (tests).
+    #[doc(hidden)]
+    Panic {
+        ticket: Ticket,
+    },
+    /// Leave the loop (sent when the app closes).
+    Shutdown,
+}
+
+impl Job {
+    pub fn ticket(&self) -> Option<&Ticket> {
+        match self {
+            Job::Generate { ticket, .. }
+            | Job::Vary { ticket, .. }
+            | Job::Interpolate { ticket, .. }
+            | Job::TextDiff { ticket, .. }
+            | Job::Panic { ticket } => Some(ticket),
+            Job::OpenModel { .. } | Job::SetDevice(_) | Job::Shutdown => None,
+        }
+    }
+}
+
+/// Everything the worker tells the UI.
+#[derive(Debug)]
+pub enum Event {
+    /// A model folder is open and usable.
+    ModelReady {
+        folder: PathBuf,
+        device: String,
+        is_gpu: bool,
+        can_generate: bool,
+        can_vary: bool,
+    },
+    /// Opening a folder (or choosing a device) failed; the message says why, in one line.
+    ModelFailed {
+        folder: PathBuf,
+        message: String,
+    },
+    Started {
+        id: JobId,
+    },
+    Progress {
+        id: JobId,
+        stage: Stage,
+        step: usize,
+        total: usize,
+        preview: Option<Picture>,
+    },
+    Note {
+        id: JobId,
+        text: String,
+    },
+    Finished {
+        id: JobId,
+        pictures: Vec<Picture>,
+        seconds: f32,
+    },
+    Failed {
+        id: JobId,
+        message: String,
+    },
+    Cancelled {
+        id: JobId,
+    },
+    /// The job panicked; the engine was thrown away and re-opened.
+    Crashed {
+        id: JobId,
+        message: String,
+    },
+}
+
+/// The UI's handle on the worker thread.
+pub struct Worker {
+    jobs: Sender<Job>,
+    events: Receiver<Event>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts the thread. `ctx` is woken after every event so the UI repaints promptly
+    /// without polling.
+    pub fn spawn(ctx: egui::Context) -> Self {
+        let (jobs, job_rx) = unbounded::<Job>();
+        let (event_tx, events) = unbounded::<Event>();
+        let thread = std::thread::Builder::new()
+            .name("unclip-worker".into())
+            .spawn(move || worker_loop(job_rx, Outbox { tx: event_tx, ctx }))
+            .ok();
+        Self { jobs, events, thread }
+    }
+
+    /// Sends a job; false when the thread is gone (it never should be: panics are caught).
+    pub fn send(&self, job: Job) -> bool {
+        self.thread.is_some() && self.jobs.send(job).is_ok()
+    }
+
+    /// Events that arrived since the last call, without blocking.
+    pub fn poll(&self) -> Vec<Event> {
+        self.events.try_iter().collect()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.jobs.send(Job::Shutdown);
+        if let Some(t) = self.thread.take() {
+            // The caller cancels the running job first, so this waits one network call at most.
+            let _ = t.join();
+        }
+    }
+}
+
+/// The sending side: every event is followed by a repaint request.
+struct Outbox {
+    tx: Sender<Event>,
+    ctx: egui::Context,
+}
+
+impl Outbox {
+    fn send(&self, e: Event) {
+        let _ = self.tx.send(e);
+        self.ctx.request_repaint();
+    }
+}
+
+/// What the worker keeps between jobs.
+struct State {
+    folder: Option<PathBuf>,
+    device: DevicePref,
+    engine: Option<Engine>,
+    /// Why there is no engine, for jobs that arrive anyway.
+    missing: String,
+}
+
+impl State {
+    /// Opens `folder` on `device`, replacing the engine, and says so.
+    fn open(&mut self, folder: &Path, device: DevicePref, out: &Outbox) {
+        self.folder = Some(folder.to_path_buf());
+        self.device = device;
+        self.engine = None;
+        let result = choose(device).and_then(|chosen| {
+            let engine = Engine::open(folder, chosen.device.clone()).map_err(|e| e.to_string())?;
+            Ok((engine, chosen))
+        });
+        match result {
+            Ok((engine, chosen)) => {
+                let (can_generate, can_vary) = (engine.folder.can_generate(), engine.folder.can_vary());
+                self.engine = Some(engine);
+                out.send(Event::ModelReady {
+                    folder: folder.to_path_buf(),
+                    device: chosen.name,
+                    is_gpu: chosen.is_gpu,
+                    can_generate,
+                    can_vary,
+                });
+            }
+            Err(message) => {
+                self.missing = format!("no model is open ({message})");
+                out.send(Event::ModelFailed { folder: folder.to_path_buf(), message });
+            }
+        }
+    }
+
+    /// After a panic the engine may hold half-updated state: drop it and open it again.
+    fn reopen_quietly(&mut self) {
+        self.engine = None;
+        if let Some(folder) = self.folder.clone() {
+            if let Ok(chosen) = choose(self.device) {
+                self.engine = Engine::open(&folder, chosen.device).ok();
+            }
+        }
+    }
+}
+
+fn worker_loop(jobs: Receiver<Job>, out: Outbox) {
+    let mut state = State { folder: None, device: DevicePref::Auto, engine: None, missing: "no model is open".into() };
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Shutdown => break,
+            Job::OpenModel { folder, device } => state.open(&folder, device, &out),
+            Job::SetDevice(device) => match state.folder.clone() {
+                Some(folder) => state.open(&folder, device, &out),
+                None => state.device = device,
+            },
+            job => run_guarded(&mut state, job, &out),
+        }
+    }
+}
+
+/// Runs one operation with panics caught, and reports how it ended.
+fn run_guarded(state: &mut State, job: Job, out: &Outbox) {
+    let Some(ticket) = job.ticket().cloned() else { return };
+    let id = ticket.id;
+    if ticket.cancel.load(Ordering::Relaxed) {
+        // Cancelled while still waiting in the channel.
+        out.send(Event::Cancelled { id });
+        return;
+    }
+    out.send(Event::Started { id });
+    let started = Instant::now();
+    let outcome = {
+        let engine = state.engine.as_mut();
+        let missing = state.missing.clone();
+        catch_unwind(AssertUnwindSafe(|| match engine {
+            Some(engine) => execute(engine, job, &ticket, out),
+            None => Err(PipelineError::Input(missing)),
+        }))
+    };
+    match outcome {
+        Ok(Ok(pictures)) => out.send(Event::Finished { id, pictures, seconds: started.elapsed().as_secs_f32() }),
+        Ok(Err(PipelineError::Cancelled)) => out.send(Event::Cancelled { id }),
+        Ok(Err(e)) => out.send(Event::Failed { id, message: one_line(&e.to_string()) }),
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            state.reopen_quietly();
+            out.send(Event::Crashed {
+                id,
+                message: format!("internal error: {} (the engine was restarted)", one_line(&what)),
+            });
+        }
+    }
+}
+
+/// The operation itself, with progress forwarded as events.
+fn execute(engine: &mut Engine, job: Job, ticket: &Ticket, out: &Outbox) -> Result<Vec<Picture>, PipelineError> {
+    let id = ticket.id;
+    let mut sink = |p: Progress| match p {
+        Progress::Step { stage, step, total, preview } => out.send(Event::Progress { id, stage, step, total, preview }),
+        Progress::Note(text) => out.send(Event::Note { id, text }),
+    };
+    let mut ctl = Control::new(ticket.cancel.clone(), &mut sink);
+    let generated = match job {
+        Job::Generate { params, .. } => engine.text_to_image(&params, &mut ctl)?,
+        Job::Vary { image, params, .. } => engine.variations(&image, &params, &mut ctl)?,
+        Job::Interpolate { a, b, theta, start, params, .. } => {
+            engine.interpolate(&a, &b, theta, start, &params, &mut ctl)?
+        }
+        Job::TextDiff { image, to, from, theta, params, .. } => {
+            engine.text_diff(&image, &to, &from, theta, &params, &mut ctl)?
+        }
+        Job::Panic { .. } => panic!("fault injected by a test"),
+        Job::OpenModel { .. } | Job::SetDevice(_) | Job::Shutdown => return Ok(Vec::new()),
+    };
+    Ok(generated.pictures)
+}
+
+/// Banners are one line: the first line of a message, trimmed.
+pub fn one_line(s: &str) -> String {
+    let first = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    if first.chars().count() > 300 { first.chars().take(300).collect::<String>() + "…" } else { first.to_string() }
+}

@@ -1,0 +1,412 @@
+//! The headless command line: the same pipeline calls as the app, with progress bars.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::device::{DevicePref, choose};
+use crate::image_io::{load_picture, save_png};
+use crate::pipeline::ops::{Endpoint, Generated};
+use crate::pipeline::{
+    Control, DecodeParams, Engine, GenerateParams, Picture, Progress, Sampler, Seeds, Stage, StageParams, StartLatent,
+};
+use crate::recipe::{Operation, Recipe};
+
+#[derive(Parser, Debug)]
+#[command(name = "unclip", version, about = "unCLIP (DALL·E 2) image generation: text→image, variations, interpolation, text diffs.\nRun without a command to open the app.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Where to run: auto (a real GPU if present, else CPU), cpu, gpu.
+    #[arg(long, global = true, default_value = "auto")]
+    pub device: DevicePref,
+    /// A diffusers-layout unCLIP folder (default: the shipped model).
+    #[arg(long, global = true)]
+    pub model: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Text → image through the prior, the decoder and super-resolution.
+    Generate(GenerateArgs),
+    /// Variations of an image: its CLIP embedding decoded with new noise.
+    Vary(VaryArgs),
+    /// Interpolate between two images' CLIP embeddings.
+    Interpolate(InterpolateArgs),
+    /// Push an image toward a caption (the paper's text diffs).
+    Textdiff(TextDiffArgs),
+    /// DDIM-invert an image to the decoder's x_T and report the reconstruction PSNR.
+    Invert(InvertArgs),
+    /// Train the shipped shapes model (one stage, or all in order).
+    Train(TrainArgs),
+    /// Measure a shapes model with the oracle; prints the README table and writes JSON.
+    Eval(EvalArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Captions per split (seen / held-out colour–shape pairs).
+    #[arg(long, default_value_t = 100)]
+    pub samples: usize,
+    /// Where to write the JSON report.
+    #[arg(long, default_value = "eval.json")]
+    pub json: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// clip, prior, decoder, superres, or all.
+    pub stage: String,
+    /// quick (minutes) or full (the shipped model, about 2 hours on 2 cores).
+    #[arg(long, default_value = "full")]
+    pub recipe: crate::train::run::RecipeKind,
+    /// Continue from the stage's last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Output diffusers folder (default: assets/model).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Checkpoints and loss logs (default: assets/training).
+    #[arg(long)]
+    pub work: Option<PathBuf>,
+}
+
+/// Decoder and super-resolution settings shared by the image commands.
+#[derive(Args, Debug, Clone)]
+pub struct DecodeArgs {
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 25)]
+    pub decoder_steps: usize,
+    #[arg(long, default_value_t = 8.0)]
+    pub decoder_guidance: f32,
+    #[arg(long, default_value_t = 7)]
+    pub sr_steps: usize,
+    /// ddpm (the model's scheduler) or ddim.
+    #[arg(long, default_value = "ddpm")]
+    pub sampler: Sampler,
+    /// DDIM η (0 = deterministic).
+    #[arg(long, default_value_t = 0.0)]
+    pub eta: f32,
+    #[arg(long, short = 'n', default_value_t = 1)]
+    pub num_images: usize,
+    /// Output PNG (numbered when there are several).
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+}
+
+impl DecodeArgs {
+    fn params(&self) -> DecodeParams {
+        DecodeParams {
+            num_images: self.num_images,
+            seed: self.seed,
+            decoder: StageParams {
+                steps: self.decoder_steps,
+                guidance: self.decoder_guidance,
+                sampler: self.sampler,
+                eta: self.eta,
+            },
+            super_res_steps: self.sr_steps,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    pub prompt: String,
+    /// Seed of the whole run (the prior, and the decoder continuing the same stream).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Overrides the prior's seed.
+    #[arg(long)]
+    pub prior_seed: Option<u64>,
+    /// A separate decoder seed: same composition, new details.
+    #[arg(long)]
+    pub decoder_seed: Option<u64>,
+    #[arg(long, default_value_t = 25)]
+    pub prior_steps: usize,
+    #[arg(long, default_value_t = 25)]
+    pub decoder_steps: usize,
+    #[arg(long, default_value_t = 7)]
+    pub sr_steps: usize,
+    #[arg(long, default_value_t = 4.0)]
+    pub prior_guidance: f32,
+    #[arg(long, default_value_t = 8.0)]
+    pub decoder_guidance: f32,
+    #[arg(long, default_value = "ddpm")]
+    pub sampler: Sampler,
+    #[arg(long, default_value_t = 0.0)]
+    pub eta: f32,
+    #[arg(long, short = 'n', default_value_t = 1)]
+    pub num_images: usize,
+    /// Sample N prior embeddings per image and keep the closest to the caption.
+    #[arg(long, default_value_t = 1)]
+    pub best_of: usize,
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+}
+
+impl GenerateArgs {
+    pub fn params(&self) -> GenerateParams {
+        GenerateParams {
+            prompt: self.prompt.clone(),
+            num_images: self.num_images,
+            seeds: Seeds { prior: self.prior_seed.unwrap_or(self.seed), decoder: self.decoder_seed },
+            prior: StageParams { steps: self.prior_steps, guidance: self.prior_guidance, sampler: self.sampler, eta: self.eta },
+            decoder: StageParams {
+                steps: self.decoder_steps,
+                guidance: self.decoder_guidance,
+                sampler: self.sampler,
+                eta: self.eta,
+            },
+            super_res_steps: self.sr_steps,
+            best_of: self.best_of,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct VaryArgs {
+    pub image: PathBuf,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct InterpolateArgs {
+    pub image_a: PathBuf,
+    pub image_b: PathBuf,
+    /// One frame at this θ ∈ [0, 1].
+    #[arg(long, conflicts_with = "frames")]
+    pub theta: Option<f32>,
+    /// N frames from θ = 0 to 1.
+    #[arg(long)]
+    pub frames: Option<usize>,
+    /// fixed (one random x_T) or inverted (slerp of the DDIM-inverted x_T).
+    #[arg(long, default_value = "fixed")]
+    pub start: String,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TextDiffArgs {
+    pub image: PathBuf,
+    /// The caption to move toward.
+    #[arg(long)]
+    pub to: String,
+    /// A caption of the current image ("" by default).
+    #[arg(long, default_value = "")]
+    pub from: String,
+    #[arg(long, default_value_t = 0.25)]
+    pub theta: f32,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct InvertArgs {
+    pub image: PathBuf,
+    #[arg(long, default_value_t = 25)]
+    pub steps: usize,
+    /// Decoder guidance during inversion and reconstruction (1 = none).
+    #[arg(long, default_value_t = 1.0)]
+    pub guidance: f32,
+    /// Where to save the reconstruction.
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+}
+
+/// The shipped model: `$UNCLIP_MODEL`, `assets/model` beside the executable, or the source tree's.
+pub fn default_model_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("UNCLIP_MODEL") {
+        return PathBuf::from(p);
+    }
+    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+        let beside = dir.join("assets").join("model");
+        if beside.is_dir() {
+            return beside;
+        }
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets").join("model")
+}
+
+/// Progress bars, one per stage, and notes printed above them.
+fn progress_printer() -> impl FnMut(Progress) {
+    let mut bar: Option<(Stage, ProgressBar)> = None;
+    move |p| match p {
+        Progress::Step { stage, step, total, .. } => {
+            if bar.as_ref().map(|(s, _)| *s) != Some(stage) {
+                if let Some((_, b)) = bar.take() {
+                    b.finish();
+                }
+                let b = ProgressBar::new(total as u64);
+                b.set_style(
+                    ProgressStyle::with_template("{msg:>17} [{bar:30}] {pos}/{len} {elapsed}<{eta}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
+                b.set_message(stage.label());
+                bar = Some((stage, b));
+            }
+            if let Some((_, b)) = &bar {
+                b.set_position(step as u64);
+                if step == total {
+                    b.finish();
+                }
+            }
+        }
+        Progress::Note(n) => eprintln!("note: {n}"),
+    }
+}
+
+fn output_paths(out: &Option<PathBuf>, default_stem: &str, n: usize) -> Vec<PathBuf> {
+    let base = out.clone().unwrap_or_else(|| PathBuf::from(format!("{default_stem}.png")));
+    if n == 1 {
+        return vec![base];
+    }
+    let stem = base.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| default_stem.into());
+    let ext = base.extension().map(|e| e.to_string_lossy().to_string()).unwrap_or_else(|| "png".into());
+    (1..=n).map(|i| base.with_file_name(format!("{stem}-{i}.{ext}"))).collect()
+}
+
+fn save_all(g: &Generated, out: &Option<PathBuf>, stem: &str, model: &str, op: &Operation) -> Result<(), String> {
+    for (i, (pic, path)) in g.pictures.iter().zip(output_paths(out, stem, g.pictures.len())).enumerate() {
+        save_png(&path, pic, Some(&Recipe::new(model.to_string(), i, op.clone())))?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
+fn load(path: &Path) -> Result<Picture, String> {
+    load_picture(path)
+}
+
+/// Runs a CLI command; the error is one line for the user.
+pub fn run(cli: Cli) -> Result<(), String> {
+    let Some(command) = cli.command else { return Err("no command".into()) };
+    if let Command::Train(a) = &command {
+        return train(a);
+    }
+    if let Command::Eval(a) = &command {
+        let model_dir = cli.model.clone().unwrap_or_else(default_model_dir);
+        let chosen = choose(cli.device)?;
+        let report = crate::train::eval::evaluate(&model_dir, a.samples, chosen.device)?;
+        let table = crate::train::eval::table(&report);
+        println!("{table}");
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(&a.json, json).map_err(|e| format!("{}: {e}", a.json.display()))?;
+        println!("report written to {} ({:.0} s)", a.json.display(), report.seconds);
+        return Ok(());
+    }
+    let model_dir = cli.model.clone().unwrap_or_else(default_model_dir);
+    let model_name = if cli.model.is_some() { model_dir.display().to_string() } else { "default".into() };
+    let chosen = choose(cli.device)?;
+    eprintln!("device: {}", chosen.name);
+    let mut engine = Engine::open(&model_dir, chosen.device).map_err(|e| e.to_string())?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut sink = progress_printer();
+    let mut ctl = Control::new(cancel, &mut sink);
+    ctl.previews = false;
+    let err = |e: crate::pipeline::PipelineError| e.to_string();
+    match command {
+        Command::Generate(a) => {
+            let p = a.params();
+            let g = engine.text_to_image(&p, &mut ctl).map_err(err)?;
+            save_all(&g, &a.out, &format!("unclip-{}", p.seeds.prior), &model_name, &Operation::Generate(p))
+        }
+        Command::Vary(a) => {
+            let img = load(&a.image)?;
+            let p = a.decode.params();
+            let g = engine.variations(&img, &p, &mut ctl).map_err(err)?;
+            let op = Operation::Variations { source: a.image.display().to_string(), params: p.clone() };
+            save_all(&g, &a.decode.out, &format!("unclip-vary-{}", p.seed), &model_name, &op)
+        }
+        Command::Interpolate(a) => {
+            let (ia, ib) = (load(&a.image_a)?, load(&a.image_b)?);
+            let start = match a.start.as_str() {
+                "fixed" => StartLatent::Fixed,
+                "inverted" => StartLatent::Inverted,
+                other => return Err(format!("unknown start '{other}' (fixed or inverted)")),
+            };
+            let thetas: Vec<f32> = match (a.theta, a.frames) {
+                (Some(t), _) => vec![t],
+                (None, Some(n)) if n >= 2 => (0..n).map(|i| i as f32 / (n - 1) as f32).collect(),
+                (None, Some(_)) => return Err("--frames needs at least 2".into()),
+                (None, None) => return Err("give --theta F or --frames N".into()),
+            };
+            let mut p = a.decode.params();
+            p.num_images = 1;
+            let (ea, eb) = (Endpoint::Image(ia), Endpoint::Image(ib));
+            let stem = format!("unclip-interp-{}", p.seed);
+            let base = a.decode.out.clone().unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
+            let paths = output_paths(&Some(base), &stem, thetas.len());
+            for (theta, path) in thetas.iter().zip(paths) {
+                let g = engine.interpolate(&ea, &eb, *theta, start, &p, &mut ctl).map_err(err)?;
+                let op = Operation::Interpolate {
+                    a: a.image_a.display().to_string(),
+                    b: a.image_b.display().to_string(),
+                    theta: *theta,
+                    start,
+                    params: p.clone(),
+                };
+                save_all(&g, &Some(path), &stem, &model_name, &op)?;
+            }
+            Ok(())
+        }
+        Command::Textdiff(a) => {
+            let img = load(&a.image)?;
+            let mut p = a.decode.params();
+            p.num_images = 1;
+            let g = engine.text_diff(&img, &a.to, &a.from, a.theta, &p, &mut ctl).map_err(err)?;
+            let op = Operation::TextDiff {
+                source: a.image.display().to_string(),
+                to: a.to.clone(),
+                from: a.from.clone(),
+                theta: a.theta,
+                params: p.clone(),
+            };
+            save_all(&g, &a.decode.out, &format!("unclip-textdiff-{}", p.seed), &model_name, &op)
+        }
+        Command::Train(_) | Command::Eval(_) => Err("handled above".into()),
+        Command::Invert(a) => {
+            let img = load(&a.image)?;
+            let inv = engine.invert_image(&img, a.steps, a.guidance, &mut ctl).map_err(err)?;
+            let (rec, psnr) = engine.reconstruct(&img, &inv, a.steps, a.guidance, &mut ctl).map_err(err)?;
+            println!("reconstruction PSNR at {}×{}: {psnr:.2} dB", inv.size, inv.size);
+            let out = a.out.unwrap_or_else(|| PathBuf::from("unclip-inverted.png"));
+            save_png(&out, &rec, None)?;
+            println!("{}", out.display());
+            Ok(())
+        }
+    }
+}
+
+fn train(a: &TrainArgs) -> Result<(), String> {
+    use crate::train::{Recipe, StageName, default_dirs, train_all, train_stage};
+    let (out_default, work_default) = default_dirs();
+    let out = a.out.clone().unwrap_or(out_default);
+    let work = a.work.clone().unwrap_or(work_default);
+    let recipe = Recipe::new(a.recipe);
+    let summaries = if a.stage == "all" {
+        train_all(&recipe, &out, &work, a.resume, false)?
+    } else {
+        vec![train_stage(a.stage.parse::<StageName>()?, &recipe, &out, &work, a.resume, false)?]
+    };
+    for s in summaries {
+        println!(
+            "{:?}: loss {:.4} -> {:.4} ({:.1}x lower) in {:.0} s{}",
+            s.stage,
+            s.first_loss,
+            s.last_loss,
+            s.first_loss / s.last_loss,
+            s.seconds,
+            s.accuracy.map(|a| format!(", in-batch retrieval {:.0}%", a * 100.0)).unwrap_or_default()
+        );
+    }
+    println!("model written to {}", out.display());
+    Ok(())
+}

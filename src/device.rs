@@ -1,0 +1,78 @@
+//! Choosing where the networks run: a real GPU through wgpu when one exists, otherwise
+//! burn's flex CPU backend (a software Vulkan adapter is 10–16× slower than flex).
+
+use burn::backend::wgpu::wgpu;
+use burn::tensor::{Device, DeviceKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DevicePref {
+    #[default]
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+impl std::str::FromStr for DevicePref {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(DevicePref::Auto),
+            "cpu" => Ok(DevicePref::Cpu),
+            "gpu" => Ok(DevicePref::Gpu),
+            other => Err(format!("unknown device '{other}' (auto, cpu or gpu)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    pub device: Device,
+    /// For the status bar: the GPU's name or "CPU".
+    pub name: String,
+    pub is_gpu: bool,
+}
+
+/// A wgpu adapter as seen before opening it.
+#[derive(Debug, Clone)]
+pub struct AdapterInfo {
+    pub name: String,
+    pub kind: wgpu::DeviceType,
+    pub backend: String,
+}
+
+/// Lists the adapters wgpu can see (no device is opened).
+pub fn adapters() -> Vec<AdapterInfo> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        .into_iter()
+        .map(|a| {
+            let info = a.get_info();
+            AdapterInfo { name: info.name, kind: info.device_type, backend: format!("{:?}", info.backend) }
+        })
+        .collect()
+}
+
+/// Picks the device for a preference. `Gpu` on a machine with only a software adapter uses
+/// that adapter (useful for testing the GPU path); `Auto` then prefers the CPU backend.
+pub fn choose(pref: DevicePref) -> Result<Chosen, String> {
+    let cpu = || Chosen { device: Device::flex(), name: "CPU".into(), is_gpu: false };
+    if pref == DevicePref::Cpu {
+        return Ok(cpu());
+    }
+    let found = adapters();
+    let pick = |kind: wgpu::DeviceType| found.iter().find(|a| a.kind == kind);
+    if let Some(a) = pick(wgpu::DeviceType::DiscreteGpu) {
+        return Ok(Chosen { device: Device::wgpu(DeviceKind::DiscreteGpu(0)), name: a.name.clone(), is_gpu: true });
+    }
+    if let Some(a) = pick(wgpu::DeviceType::IntegratedGpu) {
+        return Ok(Chosen { device: Device::wgpu(DeviceKind::IntegratedGpu(0)), name: a.name.clone(), is_gpu: true });
+    }
+    match pref {
+        DevicePref::Gpu => match pick(wgpu::DeviceType::Cpu) {
+            Some(a) => Ok(Chosen { device: Device::wgpu(DeviceKind::Cpu), name: format!("{} (software)", a.name), is_gpu: true }),
+            None => Err("no GPU adapter found (wgpu sees none); use --device cpu".into()),
+        },
+        _ => Ok(cpu()),
+    }
+}

@@ -1,0 +1,88 @@
+//! DDIM with η, and its deterministic inversion, over explicit (t, t_prev) pairs taken from
+//! one timestep list (diffusers' `t − T//n` rule disagrees with non-leading spacings).
+
+use burn::prelude::*;
+
+use super::{DiffusionError, Prediction, StepOutput};
+
+#[derive(Debug, Clone)]
+pub struct Ddim {
+    pub alphas_cumprod: Vec<f32>,
+    pub prediction: Prediction,
+    pub clip_sample: Option<f32>,
+    /// Recompute ε̂ from the clipped x̂₀ (diffusers' `use_clipped_model_output`).
+    pub use_clipped_model_output: bool,
+}
+
+impl Ddim {
+    fn alpha_bar(&self, t: Option<usize>) -> f32 {
+        t.map(|t| self.alphas_cumprod[t]).unwrap_or(1.0)
+    }
+
+    /// σ for the step t → prev: η·√((1−ᾱ_prev)/(1−ᾱ_t))·√(1−ᾱ_t/ᾱ_prev).
+    pub fn sigma(&self, t: usize, prev: Option<usize>, eta: f32) -> f32 {
+        let (ab_t, ab_prev) = (self.alpha_bar(Some(t)), self.alpha_bar(prev));
+        let variance = (1.0 - ab_prev) / (1.0 - ab_t) * (1.0 - ab_t / ab_prev);
+        eta * variance.max(0.0).sqrt()
+    }
+
+    /// Whether the step consumes noise.
+    pub fn needs_noise(&self, t: usize, prev: Option<usize>, eta: f32) -> bool {
+        eta > 0.0 && self.sigma(t, prev, eta) > 0.0
+    }
+
+    /// One step t → prev. Extra (variance) channels in `model_output` are ignored.
+    pub fn step<const D: usize>(
+        &self,
+        model_output: Tensor<D>,
+        t: usize,
+        prev: Option<usize>,
+        sample: Tensor<D>,
+        eta: f32,
+        noise: Option<Tensor<D>>,
+    ) -> Result<StepOutput<D>, DiffusionError> {
+        if t >= self.alphas_cumprod.len() {
+            return Err(DiffusionError::Steps(format!("timestep {t} out of range")));
+        }
+        let channels = sample.dims()[1];
+        let pred = if model_output.dims()[1] > channels { model_output.narrow(1, 0, channels) } else { model_output };
+        let ab_t = self.alpha_bar(Some(t));
+        let ab_prev = self.alpha_bar(prev);
+        let sample_for_eps = sample.clone();
+        let (x0, eps) = self.prediction.x0_and_eps(pred, sample, ab_t);
+        let x0 = match self.clip_sample {
+            Some(r) => x0.clamp(-r, r),
+            None => x0,
+        };
+        let eps = if self.use_clipped_model_output {
+            (sample_for_eps - x0.clone().mul_scalar(ab_t.sqrt())).div_scalar((1.0 - ab_t).sqrt())
+        } else {
+            eps
+        };
+        let sigma = self.sigma(t, prev, eta);
+        let dir = (1.0 - ab_prev - sigma * sigma).max(0.0).sqrt();
+        let mut prev_sample = x0.clone().mul_scalar(ab_prev.sqrt()) + eps.mul_scalar(dir);
+        if self.needs_noise(t, prev, eta) {
+            let noise = noise.ok_or(DiffusionError::MissingNoise)?;
+            prev_sample = prev_sample + noise.mul_scalar(sigma);
+        }
+        Ok(StepOutput { prev_sample, pred_original_sample: x0 })
+    }
+
+    /// One inversion step from the less noisy `from` (None = clean) to `to`, using the model
+    /// output evaluated at `to` on the current sample. No clipping: inversion must be exact.
+    pub fn invert_step<const D: usize>(
+        &self,
+        model_output: Tensor<D>,
+        from: Option<usize>,
+        to: usize,
+        sample: Tensor<D>,
+    ) -> Tensor<D> {
+        let channels = sample.dims()[1];
+        let pred = if model_output.dims()[1] > channels { model_output.narrow(1, 0, channels) } else { model_output };
+        let ab_from = self.alpha_bar(from);
+        let ab_to = self.alpha_bar(Some(to));
+        let (x0, eps) = self.prediction.x0_and_eps(pred, sample, ab_from);
+        x0.mul_scalar(ab_to.sqrt()) + eps.mul_scalar((1.0 - ab_to).sqrt())
+    }
+}

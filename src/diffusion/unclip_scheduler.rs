@@ -1,0 +1,135 @@
+//! diffusers `UnCLIPScheduler`: the DDPM variant Karlo samples with (`fixed_small_log` or
+//! `learned_range` variance, `epsilon` or `sample` prediction, x̂₀ clipping).
+//! Scalar coefficients are computed in f32 as the reference's 0-d tensors are.
+
+use burn::prelude::*;
+
+use super::schedule::{alphas_cumprod, squaredcos_cap_v2_betas, unclip_timesteps};
+use super::{DiffusionError, Prediction, StepOutput};
+use crate::model::config::SchedulerConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variance {
+    FixedSmallLog,
+    LearnedRange,
+}
+
+#[derive(Debug, Clone)]
+pub struct UnclipScheduler {
+    pub betas: Vec<f32>,
+    pub alphas_cumprod: Vec<f32>,
+    pub variance: Variance,
+    pub prediction: Prediction,
+    pub clip_sample: Option<f32>,
+}
+
+impl UnclipScheduler {
+    pub fn new(cfg: &SchedulerConfig) -> Result<Self, DiffusionError> {
+        if cfg.beta_schedule != "squaredcos_cap_v2" {
+            return Err(DiffusionError::Config(format!("beta_schedule {} (unCLIP uses squaredcos_cap_v2)", cfg.beta_schedule)));
+        }
+        if cfg.num_train_timesteps < 2 {
+            return Err(DiffusionError::Config("num_train_timesteps must be at least 2".into()));
+        }
+        let variance = match cfg.variance_type.as_str() {
+            "fixed_small_log" => Variance::FixedSmallLog,
+            "learned_range" => Variance::LearnedRange,
+            other => return Err(DiffusionError::Config(format!("variance_type {other}"))),
+        };
+        let betas = squaredcos_cap_v2_betas(cfg.num_train_timesteps);
+        Ok(Self {
+            alphas_cumprod: alphas_cumprod(&betas),
+            betas,
+            variance,
+            prediction: Prediction::parse(&cfg.prediction_type)?,
+            clip_sample: cfg.clip_sample.then_some(cfg.clip_sample_range as f32),
+        })
+    }
+
+    pub fn num_train_timesteps(&self) -> usize {
+        self.betas.len()
+    }
+
+    /// `set_timesteps(n)`: descending, rounded half-to-even.
+    pub fn timesteps(&self, steps: usize) -> Result<Vec<usize>, DiffusionError> {
+        unclip_timesteps(self.num_train_timesteps(), steps).map_err(|e| DiffusionError::Steps(e.to_string()))
+    }
+
+    /// ᾱ at `t`, or 1 before the first timestep.
+    pub fn alpha_bar(&self, t: Option<usize>) -> f32 {
+        t.map(|t| self.alphas_cumprod[t]).unwrap_or(1.0)
+    }
+
+    /// Whether `step` at `t` consumes noise (the caller draws it, so the random stream stays
+    /// in the reference's order).
+    pub fn needs_noise(&self, t: usize) -> bool {
+        t > 0
+    }
+
+    /// β and α of the (possibly respaced) transition t → prev.
+    fn beta_alpha(&self, t: usize, prev: Option<usize>) -> (f32, f32) {
+        if prev == t.checked_sub(1) && prev.is_some() || (t == 0 && prev.is_none()) {
+            (self.betas[t], 1.0 - self.betas[t])
+        } else {
+            let beta = 1.0 - self.alpha_bar(Some(t)) / self.alpha_bar(prev);
+            (beta, 1.0 - beta)
+        }
+    }
+
+    /// One reverse step t → prev (`None` = to the clean image). `model_output` may carry the
+    /// learned-variance channels after the prediction channels. `noise` must be given when
+    /// `needs_noise(t)`; its shape is the sample's.
+    pub fn step<const D: usize>(
+        &self,
+        model_output: Tensor<D>,
+        t: usize,
+        prev: Option<usize>,
+        sample: Tensor<D>,
+        noise: Option<Tensor<D>>,
+    ) -> Result<StepOutput<D>, DiffusionError> {
+        if t >= self.num_train_timesteps() {
+            return Err(DiffusionError::Steps(format!("timestep {t} out of range")));
+        }
+        let channels = sample.dims()[1];
+        let (pred, predicted_variance) = if self.variance == Variance::LearnedRange && model_output.dims()[1] == 2 * channels {
+            let v = model_output.clone().narrow(1, channels, channels);
+            (model_output.narrow(1, 0, channels), Some(v))
+        } else {
+            (model_output, None)
+        };
+        let ab_t = self.alpha_bar(Some(t));
+        let ab_prev = self.alpha_bar(prev);
+        let bp_t = 1.0 - ab_t;
+        let bp_prev = 1.0 - ab_prev;
+        let (beta, alpha) = self.beta_alpha(t, prev);
+
+        let x0 = self.prediction.x0(pred, sample.clone(), ab_t);
+        let x0 = match self.clip_sample {
+            Some(r) => x0.clamp(-r, r),
+            None => x0,
+        };
+        let c_x0 = ab_prev.sqrt() * beta / bp_t;
+        let c_x = alpha.sqrt() * bp_prev / bp_t;
+        let mut prev_sample = x0.clone().mul_scalar(c_x0) + sample.mul_scalar(c_x);
+
+        if self.needs_noise(t) {
+            let noise = noise.ok_or(DiffusionError::MissingNoise)?;
+            let v = bp_prev / bp_t * beta;
+            let std = match (self.variance, predicted_variance) {
+                (Variance::LearnedRange, Some(pv)) => {
+                    // log σ² interpolates between log β and log of the posterior variance,
+                    // by the raw (unclamped) model channel mapped from [-1, 1] to [0, 1].
+                    let frac = pv.add_scalar(1.0).div_scalar(2.0);
+                    let (min_log, max_log) = (v.ln(), beta.ln());
+                    (frac.clone().mul_scalar(max_log) + frac.neg().add_scalar(1.0).mul_scalar(min_log)).mul_scalar(0.5).exp()
+                }
+                _ => {
+                    let s = (0.5 * v.max(1e-20).ln()).exp();
+                    noise.zeros_like().add_scalar(s)
+                }
+            };
+            prev_sample = prev_sample + std * noise;
+        }
+        Ok(StepOutput { prev_sample, pred_original_sample: x0 })
+    }
+}

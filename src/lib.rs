@@ -1,0 +1,13 @@
+//! unclip: unCLIP (DALL·E 2, "Hierarchical Text-Conditional Image Generation with CLIP
+//! Latents") on burn: the networks, the samplers, the pipelines, and the desktop app.
+
+pub mod app;
+pub mod diffusion;
+pub mod imaging;
+pub mod model;
+pub mod pipeline;
+pub mod cli;
+pub mod device;
+pub mod image_io;
+pub mod recipe;
+pub mod train;

@@ -1,0 +1,17 @@
+use clap::Parser;
+
+fn main() {
+    let cli = unclip::cli::Cli::parse();
+    if cli.command.is_none() {
+        // No command: the desktop app.
+        if let Err(e) = unclip::app::run(cli.model, cli.device) {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if let Err(e) = unclip::cli::run(cli) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,141 @@
+//! A diffusers-layout unCLIP folder: which components it has, and loading each one.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use burn::tensor::DType;
+
+use super::clip_text::ClipTextModelWithProjection;
+use super::clip_vision::ClipVisionModelWithProjection;
+use super::config::{self, ImageProcessorConfig, SchedulerConfig};
+use super::prior::PriorTransformer;
+use super::text_proj::UnCLIPTextProjModel;
+use super::tokenizer::ClipTokenizer;
+use super::unet::{self, UNet};
+use super::weights::{load_into, weight_file};
+use super::ModelError;
+
+/// Components each operation needs.
+pub const TEXT_TO_IMAGE: &[&str] = &[
+    "tokenizer",
+    "text_encoder",
+    "prior",
+    "prior_scheduler",
+    "text_proj",
+    "decoder",
+    "decoder_scheduler",
+];
+pub const VARIATIONS: &[&str] =
+    &["tokenizer", "text_encoder", "image_encoder", "feature_extractor", "text_proj", "decoder", "decoder_scheduler"];
+/// Optional: without them the result stays at the decoder's resolution.
+pub const SUPER_RES: &[&str] = &["super_res_first", "super_res_last", "super_res_scheduler"];
+
+#[derive(Debug, Clone)]
+pub struct ModelFolder {
+    pub root: PathBuf,
+}
+
+impl ModelFolder {
+    /// Opens a folder; fails with the list of missing parts when it cannot even generate
+    /// from text or make variations.
+    pub fn open(root: &Path) -> Result<Self, ModelError> {
+        if !root.is_dir() {
+            return Err(ModelError::Io { path: root.to_path_buf(), message: "not a folder".into() });
+        }
+        let folder = Self { root: root.to_path_buf() };
+        let t2i = folder.missing(TEXT_TO_IMAGE);
+        let var = folder.missing(VARIATIONS);
+        if !t2i.is_empty() && !var.is_empty() {
+            let mut all: Vec<&str> = t2i.iter().chain(var.iter()).copied().collect();
+            all.sort();
+            all.dedup();
+            return Err(ModelError::MissingFile {
+                path: root.to_path_buf(),
+                hint: format!("not an unCLIP model folder: missing {}", all.join(", ")),
+            });
+        }
+        Ok(folder)
+    }
+
+    /// Components (of `needed`) whose folder or files are absent.
+    pub fn missing<'a>(&self, needed: &[&'a str]) -> Vec<&'a str> {
+        needed.iter().copied().filter(|c| !self.has(c)).collect()
+    }
+
+    pub fn has(&self, component: &str) -> bool {
+        let dir = self.root.join(component);
+        match component {
+            "tokenizer" => dir.join("tokenizer.json").is_file() || dir.join("vocab.json").is_file(),
+            "feature_extractor" => dir.join("preprocessor_config.json").is_file(),
+            c if c.ends_with("scheduler") => dir.join("scheduler_config.json").is_file(),
+            _ => dir.join("config.json").is_file(),
+        }
+    }
+
+    pub fn can_generate(&self) -> bool {
+        self.missing(TEXT_TO_IMAGE).is_empty()
+    }
+    pub fn can_vary(&self) -> bool {
+        self.missing(VARIATIONS).is_empty()
+    }
+    pub fn has_super_res(&self) -> bool {
+        self.missing(SUPER_RES).is_empty()
+    }
+
+    fn config_path(&self, component: &str) -> PathBuf {
+        self.root.join(component).join("config.json")
+    }
+
+    fn weights(&self, component: &str) -> Result<PathBuf, ModelError> {
+        weight_file(&self.root.join(component))
+    }
+
+    pub fn tokenizer(&self) -> Result<ClipTokenizer, ModelError> {
+        ClipTokenizer::from_folder(&self.root.join("tokenizer"))
+    }
+
+    pub fn scheduler(&self, component: &str) -> Result<SchedulerConfig, ModelError> {
+        config::read_config(&self.root.join(component).join("scheduler_config.json"))
+    }
+
+    pub fn image_processor(&self) -> Result<ImageProcessorConfig, ModelError> {
+        config::read_config(&self.root.join("feature_extractor").join("preprocessor_config.json"))
+    }
+
+    pub fn text_encoder(&self, device: &Device, dtype: DType) -> Result<ClipTextModelWithProjection, ModelError> {
+        let cfg = config::read_config(&self.config_path("text_encoder"))?;
+        load_into(ClipTextModelWithProjection::init(&cfg, device)?, &self.weights("text_encoder")?, dtype)
+    }
+
+    pub fn image_encoder(&self, device: &Device, dtype: DType) -> Result<ClipVisionModelWithProjection, ModelError> {
+        let cfg = config::read_config(&self.config_path("image_encoder"))?;
+        load_into(ClipVisionModelWithProjection::init(&cfg, device)?, &self.weights("image_encoder")?, dtype)
+    }
+
+    pub fn prior(&self, device: &Device, dtype: DType) -> Result<PriorTransformer, ModelError> {
+        let cfg = config::read_config(&self.config_path("prior"))?;
+        load_into(PriorTransformer::init(&cfg, device)?, &self.weights("prior")?, dtype)
+    }
+
+    pub fn text_proj(&self, device: &Device, dtype: DType) -> Result<UnCLIPTextProjModel, ModelError> {
+        let cfg = config::read_config(&self.config_path("text_proj"))?;
+        load_into(UnCLIPTextProjModel::init(&cfg, device), &self.weights("text_proj")?, dtype)
+    }
+
+    pub fn decoder(&self, device: &Device, dtype: DType) -> Result<UNet, ModelError> {
+        let cfg = config::read_config(&self.config_path("decoder"))?;
+        load_into(unet::decoder::init(&cfg, device)?, &self.weights("decoder")?, dtype)
+    }
+
+    /// `component` is `super_res_first` or `super_res_last`.
+    pub fn super_res(&self, component: &str, device: &Device, dtype: DType) -> Result<UNet, ModelError> {
+        let cfg = config::read_config(&self.config_path(component))?;
+        load_into(unet::super_res::init(&cfg, device)?, &self.weights(component)?, dtype)
+    }
+
+    /// `sample_size` of a component's config, if it states one.
+    pub fn sample_size(&self, component: &str) -> Option<usize> {
+        let v: serde_json::Value = config::read_config(&self.config_path(component)).ok()?;
+        v.get("sample_size").and_then(|s| s.as_u64()).map(|s| s as usize)
+    }
+}

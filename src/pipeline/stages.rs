@@ -1,0 +1,309 @@
+//! The stages of the cascade, each a method on the engine, in the order the paper runs
+//! them: caption → CLIP text encoding → prior → image embedding → decoder (64 px) →
+//! super-resolution. Also DDIM inversion of the decoder, for the bipartite latent.
+
+use burn::prelude::*;
+
+use super::engine::{Engine, PromptEncoding, part};
+use super::images::{resize_batch, to_preview};
+use super::noise::Noise;
+use super::{Control, PipelineError, Progress, Sampler, Stage, StageParams};
+use crate::diffusion::ddim::Ddim;
+use crate::diffusion::guidance::{guide_decoder, guide_prior};
+use crate::diffusion::unclip_scheduler::UnclipScheduler;
+use crate::model::nn::to_vec;
+use crate::model::unet::attention::Context;
+use crate::model::unet::decoder::mask_bias;
+
+/// A batch of prompt encodings, one row per image.
+#[derive(Clone)]
+pub struct TextBatch {
+    pub embeds: Tensor<2>,
+    pub hidden: Tensor<3>,
+    pub mask: Vec<Vec<bool>>,
+}
+
+impl TextBatch {
+    fn rows(&self) -> usize {
+        self.mask.len()
+    }
+
+    /// [uncond; cond], the batch layout of classifier-free guidance.
+    pub fn with_uncond(uncond: &TextBatch, cond: &TextBatch) -> TextBatch {
+        TextBatch {
+            embeds: Tensor::cat(vec![uncond.embeds.clone(), cond.embeds.clone()], 0),
+            hidden: Tensor::cat(vec![uncond.hidden.clone(), cond.hidden.clone()], 0),
+            mask: uncond.mask.iter().chain(&cond.mask).cloned().collect(),
+        }
+    }
+}
+
+/// Fails on NaN/inf so a broken model gives a message instead of a black picture.
+fn ensure_finite<const D: usize>(x: &Tensor<D>, stage: &'static str) -> Result<(), PipelineError> {
+    let bad = x.clone().is_nan().any().into_scalar::<bool>() || x.clone().is_inf().any().into_scalar::<bool>();
+    if bad { Err(PipelineError::NotFinite(stage)) } else { Ok(()) }
+}
+
+impl Engine {
+    /// Encodes one prompt (cached), warning when it had to be cut to the model's length.
+    pub fn encode_prompt(&mut self, prompt: &str, ctl: &mut Control) -> Result<PromptEncoding, PipelineError> {
+        if let Some(hit) = self.caches.prompts.get(prompt) {
+            return Ok(hit.clone());
+        }
+        self.load_text_encoder()?;
+        ctl.check()?;
+        let tokens = part!(self, tokenizer)?.encode(prompt)?;
+        if tokens.truncated {
+            ctl.report(Progress::Note(format!(
+                "the prompt is longer than {} tokens; the end was cut",
+                part!(self, tokenizer)?.max_length
+            )));
+        }
+        let enc = part!(self, text_encoder)?.forward(&[tokens.ids], &self.device)?;
+        let out = PromptEncoding { embeds: enc.text_embeds, hidden: enc.last_hidden_state, mask: tokens.mask };
+        self.caches.prompts.insert(prompt.to_string(), out.clone());
+        Ok(out)
+    }
+
+    /// The prompt repeated for `n` images.
+    pub fn text_batch(&mut self, prompt: &str, n: usize, ctl: &mut Control) -> Result<TextBatch, PipelineError> {
+        let e = self.encode_prompt(prompt, ctl)?;
+        Ok(TextBatch {
+            embeds: e.embeds.repeat_dim(0, n),
+            hidden: e.hidden.repeat_dim(0, n),
+            mask: vec![e.mask; n],
+        })
+    }
+
+    /// Prior: samples normalised CLIP image embeddings for `cond` (with `uncond` for
+    /// guidance) and returns them in raw CLIP space, `[rows, E]`.
+    pub fn run_prior(
+        &mut self,
+        cond: &TextBatch,
+        uncond: Option<&TextBatch>,
+        p: &StageParams,
+        noise: &mut Noise,
+        ctl: &mut Control,
+    ) -> Result<Tensor<2>, PipelineError> {
+        self.load_prior()?;
+        let prior = part!(self, prior)?;
+        let sched = part!(self, prior_scheduler)?;
+        let timesteps = sched.timesteps(p.steps)?;
+        let b = cond.rows();
+        let dim = prior.config.clip_embed_dim();
+        let text = match uncond {
+            Some(u) => TextBatch::with_uncond(u, cond),
+            None => cond.clone(),
+        };
+        let ddim = ddim_for(sched);
+        let mut latents: Tensor<2> = noise.draw([b, dim], &self.device)?;
+        for (i, &t) in timesteps.iter().enumerate() {
+            ctl.check()?;
+            let prev = timesteps.get(i + 1).copied();
+            let input = if uncond.is_some() { Tensor::cat(vec![latents.clone(), latents.clone()], 0) } else { latents.clone() };
+            let out = prior.forward(input, t as f32, text.embeds.clone(), text.hidden.clone(), &text.mask);
+            let pred = if uncond.is_some() { guide_prior(out, p.guidance) } else { out };
+            latents = step(sched, &ddim, p, pred, t, prev, latents, noise, &self.device)?.0;
+            ctl.report(Progress::Step { stage: Stage::Prior, step: i + 1, total: timesteps.len(), preview: None });
+        }
+        ensure_finite(&latents, "prior")?;
+        let z = prior.post_process_latents(latents);
+        self.release(Stage::Prior);
+        Ok(z)
+    }
+
+    /// Decoder conditioning for image embeddings `z` `[b, E]` and their captions.
+    fn decoder_context(
+        &self,
+        z: Tensor<2>,
+        cond: &TextBatch,
+        uncond: Option<&TextBatch>,
+    ) -> Result<(Context, Tensor<2>, Vec<Vec<bool>>), PipelineError> {
+        let text_proj = part!(self, text_proj)?;
+        let text = match uncond {
+            Some(u) => TextBatch::with_uncond(u, cond),
+            None => cond.clone(),
+        };
+        let c = text_proj.forward(z, text.embeds, text.hidden, uncond.is_some());
+        let extra = text_proj.config.clip_extra_context_tokens;
+        // The CLIP tokens are always attended to; the text keeps its padding mask.
+        let mask: Vec<Vec<bool>> =
+            text.mask.iter().map(|m| std::iter::repeat_n(true, extra).chain(m.iter().copied()).collect()).collect();
+        let ctx = Context { states: c.encoder_hidden_states, mask_bias: Some(mask_bias(&mask, &self.device)) };
+        Ok((ctx, c.additive_clip_time_embeddings, mask))
+    }
+
+    /// One (guided) decoder evaluation on `latents` `[b, 3, s, s]`.
+    fn decoder_eval(
+        &self,
+        latents: &Tensor<4>,
+        t: usize,
+        ctx: &Context,
+        additive: &Tensor<2>,
+        guided: Option<f32>,
+    ) -> Result<Tensor<4>, PipelineError> {
+        let decoder = part!(self, decoder)?;
+        let channels = latents.dims()[1];
+        let input = if guided.is_some() { Tensor::cat(vec![latents.clone(), latents.clone()], 0) } else { latents.clone() };
+        let out = decoder.forward(input, t as f32, Some(additive.clone()), Some(ctx));
+        Ok(match guided {
+            Some(scale) => guide_decoder(out, channels, scale),
+            None => out,
+        })
+    }
+
+    /// Decoder: image embeddings `[b, E]` → images `[b, 3, s, s]` in [-1, 1]. `start` is x_T
+    /// (drawn from `noise` when absent).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_decoder(
+        &mut self,
+        z: Tensor<2>,
+        cond: &TextBatch,
+        uncond: Option<&TextBatch>,
+        p: &StageParams,
+        start: Option<Tensor<4>>,
+        noise: &mut Noise,
+        ctl: &mut Control,
+    ) -> Result<Tensor<4>, PipelineError> {
+        self.load_decoder()?;
+        let b = cond.rows();
+        let size = self.decoder_size();
+        let channels = part!(self, decoder)?.conv_in.weight.dims()[1];
+        let (ctx, additive, _) = self.decoder_context(z, cond, uncond)?;
+        let sched = part!(self, decoder_scheduler)?;
+        let timesteps = sched.timesteps(p.steps)?;
+        let ddim = ddim_for(sched);
+        let mut latents = match start {
+            Some(x) => x,
+            None => noise.draw([b, channels, size, size], &self.device)?,
+        };
+        let guided = uncond.map(|_| p.guidance);
+        for (i, &t) in timesteps.iter().enumerate() {
+            ctl.check()?;
+            let prev = timesteps.get(i + 1).copied();
+            let out = self.decoder_eval(&latents, t, &ctx, &additive, guided)?;
+            let (next, x0) = step(sched, &ddim, p, out, t, prev, latents, noise, &self.device)?;
+            latents = next;
+            let preview = if ctl.previews { Some(to_preview(x0)) } else { None };
+            ctl.report(Progress::Step { stage: Stage::Decoder, step: i + 1, total: timesteps.len(), preview });
+        }
+        ensure_finite(&latents, "decoder")?;
+        self.release(Stage::Decoder);
+        Ok(latents.clamp(-1.0, 1.0))
+    }
+
+    /// DDIM inversion of the decoder: image `[b, 3, s, s]` in [-1, 1] with its embedding →
+    /// x_T, over the same timesteps as `steps`-step sampling so that η = 0 sampling from it
+    /// reconstructs the image.
+    pub fn invert(
+        &mut self,
+        image: Tensor<4>,
+        z: Tensor<2>,
+        cond: &TextBatch,
+        uncond: Option<&TextBatch>,
+        steps: usize,
+        guidance: f32,
+        ctl: &mut Control,
+    ) -> Result<Tensor<4>, PipelineError> {
+        self.load_decoder()?;
+        let (ctx, additive, _) = self.decoder_context(z, cond, uncond)?;
+        let sched = part!(self, decoder_scheduler)?;
+        let timesteps = sched.timesteps(steps)?;
+        let ddim = Ddim { clip_sample: None, ..ddim_for(sched) };
+        let guided = uncond.map(|_| guidance);
+        let mut x = image;
+        let n = timesteps.len();
+        for (k, i) in (0..n).rev().enumerate() {
+            ctl.check()?;
+            let to = timesteps[i];
+            let from = timesteps.get(i + 1).copied();
+            let out = self.decoder_eval(&x, to, &ctx, &additive, guided)?;
+            x = ddim.invert_step(out, from, to, x);
+            ctl.report(Progress::Step { stage: Stage::Inversion, step: k + 1, total: n, preview: None });
+        }
+        ensure_finite(&x, "inversion")?;
+        Ok(x)
+    }
+
+    /// Super-resolution: `[b, 3, s, s]` → `[b, 3, S, S]` in [-1, 1]; the first network for
+    /// all steps but the last, the last network for the last step. Without a
+    /// super-resolution stage the input comes back unchanged.
+    pub fn run_super_res(
+        &mut self,
+        small: Tensor<4>,
+        steps: usize,
+        noise: &mut Noise,
+        ctl: &mut Control,
+    ) -> Result<Tensor<4>, PipelineError> {
+        if steps == 0 || !self.load_super_res()? {
+            return Ok(small);
+        }
+        let [b, c, _, _] = small.dims();
+        let size = self.super_res_size();
+        let sched = part!(self, super_res_scheduler)?;
+        let timesteps = sched.timesteps(steps)?;
+        let mut latents: Tensor<4> = noise.draw([b, c, size, size], &self.device)?;
+        let upscaled = resize_batch(small, size, size)?;
+        let p = StageParams { steps, guidance: 1.0, sampler: Sampler::Ddpm, eta: 0.0 };
+        let ddim = ddim_for(sched);
+        for (i, &t) in timesteps.iter().enumerate() {
+            ctl.check()?;
+            let last = i + 1 == timesteps.len();
+            let unet = if last { part!(self, super_res_last)? } else { part!(self, super_res_first)? };
+            let input = Tensor::cat(vec![latents.clone(), upscaled.clone()], 1);
+            let out = unet.forward(input, t as f32, None, None);
+            let prev = timesteps.get(i + 1).copied();
+            let (next, x0) = step(sched, &ddim, &p, out, t, prev, latents, noise, &self.device)?;
+            latents = next;
+            let preview = if ctl.previews { Some(to_preview(x0)) } else { None };
+            ctl.report(Progress::Step { stage: Stage::SuperRes, step: i + 1, total: timesteps.len(), preview });
+        }
+        ensure_finite(&latents, "super-resolution")?;
+        self.release(Stage::SuperRes);
+        Ok(latents)
+    }
+}
+
+/// A DDIM sampler over a model scheduler's schedule, prediction type and clipping.
+fn ddim_for(s: &UnclipScheduler) -> Ddim {
+    Ddim {
+        alphas_cumprod: s.alphas_cumprod.clone(),
+        prediction: s.prediction,
+        clip_sample: s.clip_sample,
+        use_clipped_model_output: false,
+    }
+}
+
+/// One sampler step with the noise drawn (only) when the step needs it, in the
+/// reference's order. Returns (x_prev, x̂₀).
+#[allow(clippy::too_many_arguments)]
+fn step<const D: usize>(
+    sched: &UnclipScheduler,
+    ddim: &Ddim,
+    p: &StageParams,
+    model_output: Tensor<D>,
+    t: usize,
+    prev: Option<usize>,
+    sample: Tensor<D>,
+    noise: &mut Noise,
+    device: &Device,
+) -> Result<(Tensor<D>, Tensor<D>), PipelineError> {
+    let shape: [usize; D] = sample.dims();
+    let out = match p.sampler {
+        Sampler::Ddpm => {
+            let z = if sched.needs_noise(t) { Some(noise.draw(shape, device)?) } else { None };
+            sched.step(model_output, t, prev, sample, z)?
+        }
+        Sampler::Ddim => {
+            let z = if ddim.needs_noise(t, prev, p.eta) { Some(noise.draw(shape, device)?) } else { None };
+            ddim.step(model_output, t, prev, sample, p.eta, z)?
+        }
+    };
+    Ok((out.prev_sample, out.pred_original_sample))
+}
+
+/// Host copy of an embedding batch, one row per item.
+pub fn rows(x: Tensor<2>) -> Vec<Vec<f32>> {
+    let [_, e] = x.dims();
+    to_vec(x).chunks(e.max(1)).map(|c| c.to_vec()).collect()
+}

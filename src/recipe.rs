@@ -1,0 +1,79 @@
+//! A recipe: everything needed to make a picture again, saved in its PNG and in the gallery.
+
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::{DecodeParams, GenerateParams, StartLatent};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Operation {
+    Generate(GenerateParams),
+    Variations { source: String, params: DecodeParams },
+    Interpolate { a: String, b: String, theta: f32, start: StartLatent, params: DecodeParams },
+    TextDiff { source: String, to: String, from: String, theta: f32, params: DecodeParams },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recipe {
+    pub version: u32,
+    /// The model folder, or "default" for the shipped model.
+    pub model: String,
+    /// Which picture of the batch this is.
+    pub index: usize,
+    pub operation: Operation,
+}
+
+impl Recipe {
+    pub const VERSION: u32 = 1;
+
+    pub fn new(model: String, index: usize, operation: Operation) -> Self {
+        Self { version: Self::VERSION, model, index, operation }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_json(s: &str) -> Result<Self, String> {
+        serde_json::from_str(s).map_err(|e| format!("not an unclip recipe: {e}"))
+    }
+
+    /// The A1111-style `parameters` text: the prompt, then "Key: value" pairs.
+    pub fn parameters_text(&self) -> String {
+        let stage = |p: &crate::pipeline::StageParams| {
+            format!("{} steps, CFG scale {}, sampler {:?}, eta {}", p.steps, p.guidance, p.sampler, p.eta)
+        };
+        match &self.operation {
+            Operation::Generate(g) => format!(
+                "{}\nPrior: {}, Decoder: {}, Super-res steps: {}, Seed: {}{}, Best of: {}, Model: {}",
+                g.prompt,
+                stage(&g.prior),
+                stage(&g.decoder),
+                g.super_res_steps,
+                g.seeds.prior,
+                g.seeds.decoder.map(|d| format!(", Decoder seed: {d}")).unwrap_or_default(),
+                g.best_of,
+                self.model
+            ),
+            Operation::Variations { source, params } => format!(
+                "variations of {source}\nDecoder: {}, Super-res steps: {}, Seed: {}, Model: {}",
+                stage(&params.decoder),
+                params.super_res_steps,
+                params.seed,
+                self.model
+            ),
+            Operation::Interpolate { a, b, theta, start, params } => format!(
+                "interpolation {a} → {b} at θ {theta}\nStart: {start:?}, Decoder: {}, Seed: {}, Model: {}",
+                stage(&params.decoder),
+                params.seed,
+                self.model
+            ),
+            Operation::TextDiff { source, to, from, theta, params } => format!(
+                "text diff of {source}: \"{from}\" → \"{to}\" at θ {theta}\nDecoder: {}, Seed: {}, Model: {}",
+                stage(&params.decoder),
+                params.seed,
+                self.model
+            ),
+        }
+    }
+}

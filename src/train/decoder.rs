@@ -1,0 +1,187 @@
+//! Stage 3: the decoder — text_proj + the conditional UNet, predicting ε and the learned
+//! variance interpolation with the hybrid loss of Improved DDPM (simple MSE on ε plus the
+//! per-timestep variational bound with the mean gradient stopped). The CLIP embedding is
+//! replaced by the learned null embedding 10 % of the time and the caption dropped 50 % of
+//! the time, as the paper trains for classifier-free guidance.
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+
+use super::data::planar;
+use super::encode::FrozenClip;
+use super::prior::{gaussian, noise_levels};
+use super::run::StageRun;
+use super::world::{SplitMix64, World, render};
+use crate::diffusion::schedule::{alphas_cumprod, squaredcos_cap_v2_betas};
+use crate::model::nn::{tensor_from, to_vec};
+use crate::model::text_proj::UnCLIPTextProjModel;
+use crate::model::unet::UNet;
+use crate::model::unet::attention::Context;
+use crate::model::unet::decoder::mask_bias;
+
+#[derive(Module, Debug)]
+pub struct DecoderPair {
+    pub text_proj: UnCLIPTextProjModel,
+    pub decoder: UNet,
+}
+
+/// Per-row [b, 1, 1, 1] tensor from host scalars.
+fn per_row(v: &[f32], device: &Device) -> Tensor<4> {
+    tensor_from(v.to_vec(), [v.len(), 1, 1, 1], device)
+}
+
+/// The variational-bound term (bits per dimension) for rows with t > 0.
+#[allow(clippy::too_many_arguments)]
+pub fn vlb_term(
+    eps_pred: Tensor<4>,
+    var_channels: Tensor<4>,
+    x0: Tensor<4>,
+    xt: Tensor<4>,
+    ts: &[usize],
+    device: &Device,
+) -> Tensor<1> {
+    let betas = squaredcos_cap_v2_betas(1000);
+    let ac = alphas_cumprod(&betas);
+    let b = ts.len();
+    let (mut c0, mut ct, mut log_beta, mut log_post, mut inv_sa, mut sb, mut weight) = (
+        vec![0f32; b],
+        vec![0f32; b],
+        vec![0f32; b],
+        vec![0f32; b],
+        vec![0f32; b],
+        vec![0f32; b],
+        vec![0f32; b],
+    );
+    for (i, &t) in ts.iter().enumerate() {
+        let t = t.max(1);
+        let (ab, ab_prev, beta) = (ac[t], ac[t - 1], betas[t]);
+        c0[i] = ab_prev.sqrt() * beta / (1.0 - ab);
+        ct[i] = (1.0 - beta).sqrt() * (1.0 - ab_prev) / (1.0 - ab);
+        log_beta[i] = beta.ln();
+        log_post[i] = ((1.0 - ab_prev) / (1.0 - ab) * beta).max(1e-20).ln();
+        inv_sa[i] = 1.0 / ab.sqrt();
+        sb[i] = (1.0 - ab).sqrt();
+        // t = 0 would need the discretised decoder likelihood; it is left out (weight 0).
+        weight[i] = if ts[i] == 0 { 0.0 } else { 1.0 };
+    }
+    let r = |v: &[f32]| per_row(v, device);
+    let true_mean = x0 * r(&c0) + xt.clone() * r(&ct);
+    // The mean's gradient is stopped: the bound only trains the variance.
+    let x0_hat = (xt.clone() - eps_pred.detach() * r(&sb)) * r(&inv_sa);
+    let model_mean = x0_hat * r(&c0) + xt * r(&ct);
+    let frac = var_channels.add_scalar(1.0).div_scalar(2.0);
+    let model_log_var = frac.clone() * r(&log_beta) + frac.neg().add_scalar(1.0) * r(&log_post);
+    let true_log_var = r(&log_post);
+    let kl = (model_log_var.clone() - true_log_var.clone()).add_scalar(-1.0)
+        + (true_log_var - model_log_var.clone()).exp()
+        + (true_mean - model_mean).square() * model_log_var.neg().exp();
+    let kl = kl.mul_scalar(0.5 / std::f64::consts::LN_2);
+    let per_sample = kl.mean_dim(3).mean_dim(2).mean_dim(1).reshape([b]);
+    (per_sample * tensor_from(weight, [b], device))
+        .mean()
+        .reshape([1])
+}
+
+pub fn train(
+    mut pair: DecoderPair,
+    clip: &FrozenClip,
+    world: &World,
+    run: &mut StageRun,
+    start_step: usize,
+    size: usize,
+    device: &Device,
+) -> Result<DecoderPair, String> {
+    let budget = run.budget;
+    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let empty = clip.features(&[String::new()], None)?;
+    let mut rng = SplitMix64::new(0x5eed + start_step as u64);
+    for step in start_step..budget.steps {
+        let b = budget.batch;
+        let samples: Vec<_> = (0..b)
+            .map(|i| {
+                world.sample(
+                    2_000_000 + (step * b + i) as u64,
+                    super::world::Split::Train,
+                )
+            })
+            .collect();
+        let mut pixels = Vec::with_capacity(b * 3 * size * size);
+        for s in &samples {
+            pixels.extend(planar(&render(&s.scene, size)?, size));
+        }
+        let captions: Vec<String> = samples.iter().map(|s| s.caption.clone()).collect();
+        let mut f = clip.features(&captions, Some((pixels.clone(), size)))?;
+        let (e, w, n) = (f.embed_dim, f.width, f.seq);
+        for r in 0..b {
+            if rng.chance(0.5) {
+                f.text_embeds[r * e..(r + 1) * e].copy_from_slice(&empty.text_embeds);
+                f.text_hidden[r * n * w..(r + 1) * n * w].copy_from_slice(&empty.text_hidden);
+                f.masks[r] = empty.masks[0].clone();
+            }
+        }
+        let keep: Vec<f32> = (0..b)
+            .map(|_| if rng.chance(0.1) { 0.0 } else { 1.0 })
+            .collect();
+        let keep_t = tensor_from(keep.clone(), [b, 1], device);
+        let null = pair
+            .text_proj
+            .learned_classifier_free_guidance_embeddings
+            .val()
+            .reshape([1, e]);
+        let z = tensor_from(f.image_embeds, [b, e], device) * keep_t.clone()
+            + null * keep_t.neg().add_scalar(1.0);
+        let cond = pair.text_proj.forward(
+            z,
+            tensor_from(f.text_embeds, [b, e], device),
+            tensor_from(f.text_hidden, [b, n, w], device),
+            false,
+        );
+        let extra = pair.text_proj.config.clip_extra_context_tokens;
+        let mask: Vec<Vec<bool>> = f
+            .masks
+            .iter()
+            .map(|m| {
+                std::iter::repeat_n(true, extra)
+                    .chain(m.iter().copied())
+                    .collect()
+            })
+            .collect();
+        let ctx = Context {
+            states: cond.encoder_hidden_states,
+            mask_bias: Some(mask_bias(&mask, device)),
+        };
+
+        let x0 = tensor_from(pixels, [b, 3, size, size], device);
+        let (ts, sa, sb) = noise_levels(&mut rng, b);
+        let eps = tensor_from(
+            gaussian(&mut rng, b * 3 * size * size),
+            [b, 3, size, size],
+            device,
+        );
+        let xt = x0.clone() * per_row(&sa, device) + eps.clone() * per_row(&sb, device);
+        let tsf: Vec<f32> = ts.iter().map(|&t| t as f32).collect();
+        let out = pair.decoder.forward_timesteps(
+            xt.clone(),
+            &tsf,
+            Some(cond.additive_clip_time_embeddings),
+            Some(&ctx),
+        );
+        let eps_pred = out.clone().narrow(1, 0, 3);
+        let var = out.narrow(1, 3, 3);
+        let mse = (eps_pred.clone() - eps).square().mean().reshape([1]);
+        let vb = vlb_term(eps_pred, var, x0, xt, &ts, device);
+        let loss = mse + vb;
+        let value = to_vec(loss.clone())[0] as f64;
+        if !value.is_finite() {
+            return Err(format!("decoder: loss became {value} at step {step}"));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &pair);
+        pair = optim.step(budget.lr_at(step), pair, grads);
+        run.record(step, value);
+        if run.should_checkpoint(step) {
+            run.checkpoint(&pair, step + 1)?;
+        }
+    }
+    Ok(pair)
+}

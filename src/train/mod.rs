@@ -1,0 +1,252 @@
+//! Training the shipped model: a complete small unCLIP (CLIP, prior, decoder,
+//! super-resolution) on a procedural world of captioned shapes (`world`), judged by a
+//! non-learned analyser (`oracle`), exported as a diffusers folder. Each stage loads the
+//! stages before it from the output folder.
+
+pub mod clip;
+pub mod data;
+pub mod decoder;
+pub mod encode;
+pub mod eval;
+pub mod export;
+pub mod oracle;
+pub mod prior;
+pub mod run;
+pub mod spec;
+pub mod superres;
+pub mod tokenizer_files;
+pub mod world;
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::DType;
+use serde_json::Value;
+
+use crate::model::config;
+use crate::model::folder::ModelFolder;
+use crate::model::nn::tensor_from;
+use run::{Budget, RecipeKind, StageRun};
+use spec::Spec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageName {
+    Clip,
+    Prior,
+    Decoder,
+    Superres,
+}
+
+impl std::str::FromStr for StageName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "clip" => Ok(StageName::Clip),
+            "prior" => Ok(StageName::Prior),
+            "decoder" => Ok(StageName::Decoder),
+            "superres" | "super-res" | "super_res" => Ok(StageName::Superres),
+            other => Err(format!("unknown stage '{other}' (clip, prior, decoder, superres)")),
+        }
+    }
+}
+
+/// The recipe: architecture and per-stage budget.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub kind: RecipeKind,
+    pub spec: Spec,
+    pub clip: Budget,
+    pub prior: Budget,
+    pub decoder: Budget,
+    pub superres: Budget,
+    pub world_seed: u64,
+}
+
+impl Recipe {
+    pub fn new(kind: RecipeKind) -> Self {
+        let b = |steps, batch, lr| Budget { steps, batch, lr, warmup: (steps / 20).max(1), checkpoint_every: 100 };
+        match kind {
+            RecipeKind::Quick => Self {
+                kind,
+                spec: Spec::quick(),
+                clip: b(60, 32, 2e-3),
+                prior: b(60, 32, 1e-3),
+                decoder: b(40, 8, 1e-3),
+                superres: b(30, 8, 1e-3),
+                world_seed: 1,
+            },
+            RecipeKind::Full => Self {
+                kind,
+                spec: Spec::full(),
+                clip: b(1500, 64, 1e-3),
+                prior: b(2000, 64, 5e-4),
+                decoder: b(1200, 16, 5e-4),
+                superres: b(800, 8, 5e-4),
+                world_seed: 1,
+            },
+        }
+    }
+}
+
+/// What a stage reports when it ends.
+#[derive(Debug, Clone)]
+pub struct StageSummary {
+    pub stage: StageName,
+    pub first_loss: f64,
+    pub last_loss: f64,
+    pub seconds: f64,
+    /// CLIP's in-batch image→text accuracy at the end (chance is 1/batch).
+    pub accuracy: Option<f64>,
+}
+
+fn train_device() -> Device {
+    Device::flex().autodiff()
+}
+
+fn read_cfg<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, String> {
+    serde_json::from_value(v.clone()).map_err(|e| e.to_string())
+}
+
+fn frozen_clip(out: &Path) -> Result<encode::FrozenClip, String> {
+    let folder = ModelFolder { root: out.to_path_buf() };
+    let device = Device::flex();
+    Ok(encode::FrozenClip {
+        tokenizer: folder.tokenizer().map_err(|e| format!("train the clip stage first: {e}"))?,
+        text: folder.text_encoder(&device, DType::F32).map_err(|e| e.to_string())?,
+        vision: folder.image_encoder(&device, DType::F32).map_err(|e| e.to_string())?,
+        device,
+    })
+}
+
+/// Runs one stage and exports its components into `out`.
+pub fn train_stage(
+    stage: StageName,
+    recipe: &Recipe,
+    out: &Path,
+    work: &Path,
+    resume: bool,
+    quiet: bool,
+) -> Result<StageSummary, String> {
+    let device = train_device();
+    let world = world::World::new(recipe.world_seed);
+    let spec = &recipe.spec;
+    let summary = |run: &StageRun, accuracy| StageSummary {
+        stage,
+        first_loss: run.first_loss.unwrap_or(f64::NAN),
+        last_loss: run.last_loss.unwrap_or(f64::NAN),
+        seconds: run.elapsed(),
+        accuracy,
+    };
+    match stage {
+        StageName::Clip => {
+            let words = world::vocabulary();
+            let tok_info = tokenizer_files::write_tokenizer(&out.join("tokenizer"), &words, spec.context)
+                .map_err(|e| e.to_string())?;
+            let tok = crate::model::tokenizer::ClipTokenizer::from_folder(&out.join("tokenizer"))
+                .map_err(|e| e.to_string())?;
+            let text_cfg = spec.text_encoder(&tok_info);
+            let vision_cfg = spec.image_encoder();
+            let mut pair = clip::ClipPair {
+                text: crate::model::clip_text::ClipTextModelWithProjection::init(&read_cfg(&text_cfg)?, &device)
+                    .map_err(|e| e.to_string())?,
+                vision: crate::model::clip_vision::ClipVisionModelWithProjection::init(
+                    &read_cfg(&vision_cfg)?,
+                    &device,
+                )
+                .map_err(|e| e.to_string())?,
+                logit_scale: Param::from_tensor(Tensor::from_floats([(1.0f32 / 0.07).ln()], &device)),
+            };
+            let mut run = StageRun::new("clip", recipe.clip, work, quiet).map_err(|e| e.to_string())?;
+            let start = if resume { run.resume(&mut pair)? } else { 0 };
+            let (pair, acc) = clip::train(pair, &tok, &world, &mut run, start, &device)?;
+            run.finish();
+            export::save_component(out, "text_encoder", &pair.text, &text_cfg, true)?;
+            export::save_component(out, "image_encoder", &pair.vision, &vision_cfg, true)?;
+            export::write_json(&out.join("feature_extractor").join("preprocessor_config.json"), &spec.feature_extractor())?;
+            Ok(summary(&run, Some(acc)))
+        }
+        StageName::Prior => {
+            let clip = frozen_clip(out)?;
+            let cfg = spec.prior();
+            let mut prior =
+                crate::model::prior::PriorTransformer::init(&read_cfg(&cfg)?, &device).map_err(|e| e.to_string())?;
+            let stats_n = if recipe.kind == RecipeKind::Quick { 256 } else { 4096 };
+            let (mean, std) = prior::embedding_stats(&clip, &world, stats_n)?;
+            let e = mean.len();
+            prior.clip_mean = Param::from_tensor(tensor_from(mean, [1, e], &device));
+            prior.clip_std = Param::from_tensor(tensor_from(std, [1, e], &device));
+            let mut run = StageRun::new("prior", recipe.prior, work, quiet).map_err(|e| e.to_string())?;
+            let start = if resume { run.resume(&mut prior)? } else { 0 };
+            let prior = prior::train(prior, &clip, &world, &mut run, start, &device)?;
+            run.finish();
+            export::save_component(out, "prior", &prior, &cfg, false)?;
+            export::write_json(
+                &out.join("prior_scheduler").join("scheduler_config.json"),
+                &Spec::scheduler("fixed_small_log", "sample", 5.0),
+            )?;
+            Ok(summary(&run, None))
+        }
+        StageName::Decoder => {
+            let clip = frozen_clip(out)?;
+            let (tp_cfg, dec_cfg) = (spec.text_proj(), spec.decoder());
+            let mut pair = decoder::DecoderPair {
+                text_proj: crate::model::text_proj::UnCLIPTextProjModel::init(&read_cfg(&tp_cfg)?, &device),
+                decoder: crate::model::unet::decoder::init(&read_cfg::<config::DecoderConfig>(&dec_cfg)?, &device)
+                    .map_err(|e| e.to_string())?,
+            };
+            let mut run = StageRun::new("decoder", recipe.decoder, work, quiet).map_err(|e| e.to_string())?;
+            let start = if resume { run.resume(&mut pair)? } else { 0 };
+            let pair = decoder::train(pair, &clip, &world, &mut run, start, spec.image_size, &device)?;
+            run.finish();
+            export::save_component(out, "text_proj", &pair.text_proj, &tp_cfg, false)?;
+            export::save_component(out, "decoder", &pair.decoder, &dec_cfg, false)?;
+            export::write_json(
+                &out.join("decoder_scheduler").join("scheduler_config.json"),
+                &Spec::scheduler("learned_range", "epsilon", 1.0),
+            )?;
+            Ok(summary(&run, None))
+        }
+        StageName::Superres => {
+            let cfg = spec.super_res_first();
+            let mut unet =
+                crate::model::unet::super_res::init(&read_cfg(&cfg)?, &device).map_err(|e| e.to_string())?;
+            let mut run = StageRun::new("superres", recipe.superres, work, quiet).map_err(|e| e.to_string())?;
+            let start = if resume { run.resume(&mut unet)? } else { 0 };
+            let unet = superres::train(unet, &world, &mut run, start, (spec.image_size, spec.sr_size), &device)?;
+            run.finish();
+            // One network serves both slots; Karlo fine-tunes its last one with a GAN loss,
+            // which is not reproduced here.
+            export::save_component(out, "super_res_first", &unet, &cfg, false)?;
+            export::save_component(out, "super_res_last", &unet, &spec.super_res_last(), false)?;
+            export::write_json(
+                &out.join("super_res_scheduler").join("scheduler_config.json"),
+                &Spec::scheduler("fixed_small_log", "epsilon", 1.0),
+            )?;
+            export::write_json(&out.join("model_index.json"), &export::model_index())?;
+            Ok(summary(&run, None))
+        }
+    }
+}
+
+/// All four stages in order.
+pub fn train_all(
+    recipe: &Recipe,
+    out: &Path,
+    work: &Path,
+    resume: bool,
+    quiet: bool,
+) -> Result<Vec<StageSummary>, String> {
+    let mut done = Vec::new();
+    for s in [StageName::Clip, StageName::Prior, StageName::Decoder, StageName::Superres] {
+        done.push(train_stage(s, recipe, out, work, resume, quiet)?);
+    }
+    export::write_json(&out.join("model_index.json"), &export::model_index())?;
+    Ok(done)
+}
+
+/// Default places: the shipped model folder and its training work folder.
+pub fn default_dirs() -> (PathBuf, PathBuf) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets");
+    (root.join("model"), root.join("training"))
+}

@@ -1,0 +1,199 @@
+//! What every training stage shares: the recipe's budget, a progress bar, a CSV loss log,
+//! periodic checkpoints that `--resume` continues from, and the learning-rate schedule.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// quick: minutes, for tests and smoke runs; full: the shipped model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecipeKind {
+    Quick,
+    Full,
+}
+
+impl std::str::FromStr for RecipeKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "quick" => Ok(RecipeKind::Quick),
+            "full" => Ok(RecipeKind::Full),
+            other => Err(format!("unknown recipe '{other}' (quick or full)")),
+        }
+    }
+}
+
+/// One stage's budget.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub steps: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub warmup: usize,
+    pub checkpoint_every: usize,
+}
+
+impl Budget {
+    /// Linear warm-up, then cosine decay to 10 %.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        if step < self.warmup {
+            return self.lr * (step + 1) as f64 / self.warmup as f64;
+        }
+        let p =
+            (step - self.warmup) as f64 / (self.steps.saturating_sub(self.warmup)).max(1) as f64;
+        self.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * p.min(1.0)).cos()))
+    }
+}
+
+/// Progress, log and checkpoints of one stage.
+pub struct StageRun {
+    pub name: &'static str,
+    pub budget: Budget,
+    dir: PathBuf,
+    bar: ProgressBar,
+    log: std::fs::File,
+    started: Instant,
+    /// Mean loss of the first and the latest logging windows (to state what was learned).
+    pub first_loss: Option<f64>,
+    pub last_loss: Option<f64>,
+    window: Vec<f64>,
+    pub quiet: bool,
+}
+
+impl StageRun {
+    pub fn new(
+        name: &'static str,
+        budget: Budget,
+        work_dir: &Path,
+        quiet: bool,
+    ) -> std::io::Result<Self> {
+        std::fs::create_dir_all(work_dir)?;
+        let log_path = work_dir.join(format!("{name}_loss.csv"));
+        let fresh = !log_path.exists();
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
+        if fresh {
+            writeln!(log, "step,loss,lr,seconds")?;
+        }
+        let bar = if quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(budget.steps as u64)
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:>8} [{bar:30}] {pos}/{len} {elapsed}<{eta} loss {prefix}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message(name);
+        Ok(Self {
+            name,
+            budget,
+            dir: work_dir.to_path_buf(),
+            bar,
+            log,
+            started: Instant::now(),
+            first_loss: None,
+            last_loss: None,
+            window: Vec::new(),
+            quiet,
+        })
+    }
+
+    fn checkpoint_path(&self) -> PathBuf {
+        self.dir
+            .join(format!("{}_checkpoint.safetensors", self.name))
+    }
+
+    fn step_path(&self) -> PathBuf {
+        self.dir.join(format!("{}_checkpoint.step", self.name))
+    }
+
+    /// Restores the latest checkpoint into `model`; returns the step to continue from.
+    pub fn resume<M: Module + ModuleSnapshot>(&self, model: &mut M) -> Result<usize, String> {
+        let (ck, st) = (self.checkpoint_path(), self.step_path());
+        if !ck.is_file() || !st.is_file() {
+            return Ok(0);
+        }
+        let step: usize = std::fs::read_to_string(&st)
+            .map_err(|e| e.to_string())?
+            .trim()
+            .parse()
+            .map_err(|_| format!("{}: not a step number", st.display()))?;
+        let mut store = SafetensorsStore::from_file(&ck);
+        let r = model
+            .load_from(&mut store)
+            .map_err(|e| format!("{}: {e}", ck.display()))?;
+        if !r.errors.is_empty() || !r.missing.is_empty() {
+            return Err(format!(
+                "{}: checkpoint does not match the model",
+                ck.display()
+            ));
+        }
+        self.bar.set_position(step as u64);
+        Ok(step)
+    }
+
+    pub fn checkpoint<M: Module + ModuleSnapshot>(
+        &self,
+        model: &M,
+        step: usize,
+    ) -> Result<(), String> {
+        let mut store = SafetensorsStore::from_file(self.checkpoint_path()).overwrite(true);
+        model.save_into(&mut store).map_err(|e| e.to_string())?;
+        std::fs::write(self.step_path(), step.to_string()).map_err(|e| e.to_string())
+    }
+
+    /// Records one step's loss; logs the window mean every 10 steps.
+    pub fn record(&mut self, step: usize, loss: f64) {
+        self.window.push(loss);
+        if self.window.len() >= 10 || step + 1 == self.budget.steps {
+            let mean = self.window.iter().sum::<f64>() / self.window.len() as f64;
+            self.window.clear();
+            if self.first_loss.is_none() {
+                self.first_loss = Some(mean);
+            }
+            self.last_loss = Some(mean);
+            let _ = writeln!(
+                self.log,
+                "{},{:.6},{:.3e},{:.1}",
+                step + 1,
+                mean,
+                self.budget.lr_at(step),
+                self.started.elapsed().as_secs_f64()
+            );
+            self.bar.set_prefix(format!("{mean:.4}"));
+        }
+        self.bar.set_position(step as u64 + 1);
+    }
+
+    pub fn should_checkpoint(&self, step: usize) -> bool {
+        (step + 1) % self.budget.checkpoint_every == 0 || step + 1 == self.budget.steps
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish();
+        if !self.quiet {
+            eprintln!(
+                "{}: loss {:.4} → {:.4} in {:.0} s",
+                self.name,
+                self.first_loss.unwrap_or(f64::NAN),
+                self.last_loss.unwrap_or(f64::NAN),
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    pub fn elapsed(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}

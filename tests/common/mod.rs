@@ -1,0 +1,110 @@
+//! Reading the reference fixtures written by `tests/reference/make_fixtures.py`.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use safetensors::{Dtype, SafeTensors};
+
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+}
+
+/// The tiny random-weight diffusers unCLIP folder.
+pub fn tiny_model() -> PathBuf {
+    fixtures_dir().join("tiny_unclip")
+}
+
+pub struct Fixture {
+    f32s: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    i64s: HashMap<String, (Vec<usize>, Vec<i64>)>,
+    pub json: serde_json::Value,
+}
+
+impl Fixture {
+    /// `name`.safetensors and `name`.json from the fixtures folder.
+    pub fn open(name: &str) -> Self {
+        let dir = fixtures_dir();
+        let bytes = std::fs::read(dir.join(format!("{name}.safetensors"))).expect("fixture file");
+        let st = SafeTensors::deserialize(&bytes).expect("fixture is safetensors");
+        let mut f32s = HashMap::new();
+        let mut i64s = HashMap::new();
+        for (key, view) in st.tensors() {
+            let shape = view.shape().to_vec();
+            let data = view.data();
+            match view.dtype() {
+                Dtype::F32 => {
+                    let v = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                    f32s.insert(key, (shape, v));
+                }
+                Dtype::I64 => {
+                    let v = data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
+                    i64s.insert(key, (shape, v));
+                }
+                other => panic!("unexpected fixture dtype {other:?} for {key}"),
+            }
+        }
+        let json_path = dir.join(format!("{name}.json"));
+        let json = std::fs::read_to_string(json_path).map(|s| serde_json::from_str(&s).expect("json")).unwrap_or_default();
+        Self { f32s, i64s, json }
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.f32s.contains_key(key) || self.i64s.contains_key(key)
+    }
+
+    pub fn f32(&self, key: &str) -> &(Vec<usize>, Vec<f32>) {
+        self.f32s.get(key).unwrap_or_else(|| panic!("fixture has no f32 tensor {key}"))
+    }
+
+    pub fn values(&self, key: &str) -> Vec<f32> {
+        self.f32(key).1.clone()
+    }
+
+    pub fn i64(&self, key: &str) -> &(Vec<usize>, Vec<i64>) {
+        self.i64s.get(key).unwrap_or_else(|| panic!("fixture has no i64 tensor {key}"))
+    }
+
+    pub fn tensor<const D: usize>(&self, key: &str, device: &Device) -> Tensor<D> {
+        let (shape, v) = self.f32(key);
+        assert_eq!(shape.len(), D, "rank of {key}");
+        Tensor::from_data(TensorData::new(v.clone(), shape.clone()), device)
+    }
+
+    /// Rows of a 2-D int tensor as bools (masks) or u32 (token ids).
+    pub fn bool_rows(&self, key: &str) -> Vec<Vec<bool>> {
+        let (shape, v) = self.i64(key);
+        v.chunks(shape[1]).map(|r| r.iter().map(|&x| x != 0).collect()).collect()
+    }
+
+    pub fn id_rows(&self, key: &str) -> Vec<Vec<u32>> {
+        let (shape, v) = self.i64(key);
+        v.chunks(shape[1]).map(|r| r.iter().map(|&x| x as u32).collect()).collect()
+    }
+
+    pub fn keys(&self) -> Vec<String> {
+        let mut k: Vec<String> = self.f32s.keys().chain(self.i64s.keys()).cloned().collect();
+        k.sort();
+        k
+    }
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Asserts equality within `tol` and prints the error so the closing notes can quote it.
+pub fn assert_close(name: &str, actual: &[f32], expected: &[f32], tol: f32) -> f32 {
+    let err = max_abs_diff(actual, expected);
+    let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+    println!("{name}: max_abs_err {err:.3e} (max |ref| {scale:.3})");
+    assert!(err <= tol, "{name}: max_abs_err {err:e} > {tol:e}");
+    err
+}
+
+pub fn cpu() -> Device {
+    Device::flex()
+}

@@ -1,0 +1,205 @@
+//! The samplers and the noise equal diffusers/PyTorch on recorded fixtures, and DDIM
+//! inversion pairs with DDIM sampling.
+
+mod common;
+
+use burn::prelude::*;
+use common::{Fixture, assert_close, cpu};
+use unclip::diffusion::ddim::Ddim;
+use unclip::diffusion::rng::TorchGenerator;
+use unclip::diffusion::schedule::{alphas_cumprod, squaredcos_cap_v2_betas, unclip_timesteps};
+use unclip::diffusion::unclip_scheduler::UnclipScheduler;
+use unclip::diffusion::Prediction;
+use unclip::model::config::SchedulerConfig;
+use unclip::model::nn::to_vec;
+
+#[test]
+fn betas_and_alphas_cumprod_equal_diffusers() {
+    let fx = Fixture::open("schedulers");
+    let betas = squaredcos_cap_v2_betas(1000);
+    assert_close("betas", &betas, &fx.values("unclip.betas"), 0.0);
+    assert_close("alphas_cumprod", &alphas_cumprod(&betas), &fx.values("unclip.alphas_cumprod"), 0.0);
+}
+
+#[test]
+fn timesteps_round_half_to_even_like_numpy() {
+    let fx = Fixture::open("schedulers");
+    for n in [2usize, 7, 25, 50] {
+        let (_, expected) = fx.i64(&format!("unclip.timesteps.{n}"));
+        let got: Vec<i64> = unclip_timesteps(1000, n).expect("timesteps").into_iter().map(|t| t as i64).collect();
+        assert_eq!(&got, expected, "n = {n}");
+    }
+    assert!(unclip_timesteps(1000, 1).is_err(), "one step divides by zero in diffusers: must be an error here");
+    assert!(unclip_timesteps(1000, 0).is_err());
+}
+
+#[test]
+fn unclip_scheduler_steps_equal_diffusers() {
+    let fx = Fixture::open("schedulers");
+    let device = cpu();
+    let cases = fx.json["unclip_step_cases"].as_array().expect("cases");
+    assert!(cases.len() >= 6);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let cfg: SchedulerConfig =
+            serde_json::from_value(fx.json["unclip_configs"][case["config"].as_str().unwrap()].clone()).unwrap();
+        let sched = UnclipScheduler::new(&cfg).expect("scheduler");
+        let t = case["t"].as_u64().unwrap() as usize;
+        // diffusers' `prev_timestep=None` means t − 1.
+        let prev = match case["prev_timestep"].as_i64() {
+            Some(p) if p >= 0 => Some(p as usize),
+            Some(_) => None,
+            None => t.checked_sub(1),
+        };
+        let (sample, out): (Vec<f32>, Vec<f32>) = if fx.f32(&format!("{name}.sample")).0.len() == 2 {
+            let noise2 = fx.has(&format!("{name}.noise")).then(|| fx.tensor::<2>(&format!("{name}.noise"), &device));
+            let o = sched
+                .step(
+                    fx.tensor::<2>(&format!("{name}.model_output"), &device),
+                    t,
+                    prev,
+                    fx.tensor::<2>(&format!("{name}.sample"), &device),
+                    noise2,
+                )
+                .expect("step");
+            assert_close(
+                &format!("{name} x0"),
+                &to_vec(o.pred_original_sample),
+                &fx.values(&format!("{name}.pred_original_sample")),
+                1e-5,
+            );
+            (to_vec(o.prev_sample), fx.values(&format!("{name}.prev_sample")))
+        } else {
+            let noise = fx.has(&format!("{name}.noise")).then(|| fx.tensor::<4>(&format!("{name}.noise"), &device));
+            let o = sched
+                .step(
+                    fx.tensor::<4>(&format!("{name}.model_output"), &device),
+                    t,
+                    prev,
+                    fx.tensor::<4>(&format!("{name}.sample"), &device),
+                    noise,
+                )
+                .expect("step");
+            assert_close(
+                &format!("{name} x0"),
+                &to_vec(o.pred_original_sample),
+                &fx.values(&format!("{name}.pred_original_sample")),
+                1e-5,
+            );
+            (to_vec(o.prev_sample), fx.values(&format!("{name}.prev_sample")))
+        };
+        assert_close(&format!("{name} prev_sample"), &sample, &out, 1e-5);
+    }
+}
+
+fn ddim_for(prediction: &str, clip: bool) -> Ddim {
+    Ddim {
+        alphas_cumprod: alphas_cumprod(&squaredcos_cap_v2_betas(1000)),
+        prediction: Prediction::parse(prediction).unwrap(),
+        clip_sample: clip.then_some(1.0),
+        use_clipped_model_output: false,
+    }
+}
+
+#[test]
+fn ddim_steps_with_eta_equal_diffusers() {
+    let fx = Fixture::open("schedulers");
+    let device = cpu();
+    let cases = fx.json["ddim_cases"].as_array().expect("cases");
+    assert!(cases.len() >= 12);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let ddim = Ddim {
+            use_clipped_model_output: case["use_clipped_model_output"].as_bool().unwrap_or(false),
+            ..ddim_for(case["prediction_type"].as_str().unwrap(), case["clip_sample"].as_bool().unwrap())
+        };
+        let t = case["t"].as_u64().unwrap() as usize;
+        let prev = case["prev_t"].as_i64().filter(|p| *p >= 0).map(|p| p as usize);
+        let eta = case["eta"].as_f64().unwrap() as f32;
+        let o = ddim
+            .step(
+                fx.tensor::<4>(&format!("{name}.model_output"), &device),
+                t,
+                prev,
+                fx.tensor::<4>(&format!("{name}.sample"), &device),
+                eta,
+                Some(fx.tensor::<4>(&format!("{name}.variance_noise"), &device)),
+            )
+            .expect("step");
+        assert_close(&format!("{name} prev"), &to_vec(o.prev_sample), &fx.values(&format!("{name}.prev_sample")), 1e-5);
+        assert_close(
+            &format!("{name} x0"),
+            &to_vec(o.pred_original_sample),
+            &fx.values(&format!("{name}.pred_original_sample")),
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn ddim_inversion_steps_equal_diffusers_inverse_scheduler() {
+    let fx = Fixture::open("schedulers");
+    let device = cpu();
+    let ddim = ddim_for("epsilon", false);
+    for case in fx.json["ddim_inverse_cases"].as_array().expect("cases") {
+        let name = case["name"].as_str().unwrap();
+        let to = case["t"].as_u64().unwrap() as usize;
+        let from = case["source_t"].as_i64().filter(|s| *s >= 0).map(|s| s as usize);
+        let x = ddim.invert_step(
+            fx.tensor::<4>(&format!("{name}.model_output"), &device),
+            from,
+            to,
+            fx.tensor::<4>(&format!("{name}.sample"), &device),
+        );
+        assert_close(name, &to_vec(x), &fx.values(&format!("{name}.prev_sample")), 1e-5);
+    }
+}
+
+#[test]
+fn ddim_inversion_then_eta_zero_sampling_reconstructs() {
+    // With a model whose ε does not depend on x the inversion is exact, so any mismatch in
+    // how the two walk the timestep list shows up.
+    let device = cpu();
+    let ddim = ddim_for("epsilon", false);
+    let ts = unclip_timesteps(1000, 25).unwrap();
+    let x0: Tensor<4> = Tensor::random([1, 3, 8, 8], burn::tensor::Distribution::Uniform(-1.0, 1.0), &device);
+    let eps: Tensor<4> = Tensor::random([1, 3, 8, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let mut x = x0.clone();
+    for i in (0..ts.len()).rev() {
+        x = ddim.invert_step(eps.clone(), ts.get(i + 1).copied(), ts[i], x);
+    }
+    for (i, &t) in ts.iter().enumerate() {
+        x = ddim.step(eps.clone(), t, ts.get(i + 1).copied(), x, 0.0, None).unwrap().prev_sample;
+    }
+    // f32 round-off through 1/√ᾱ at t = 999 (ᾱ ≈ 4e-5) leaves about 1e-3.
+    assert_close("reconstruction", &to_vec(x.clone()), &to_vec(x0.clone()), 5e-3);
+    // Walking the list one pair off (diffusers' `t − T//n` style slip) is far worse.
+    let mut y = x0.clone();
+    for i in (0..ts.len()).rev() {
+        y = ddim.invert_step(eps.clone(), ts.get(i + 2).copied(), ts[i], y);
+    }
+    for (i, &t) in ts.iter().enumerate() {
+        y = ddim.step(eps.clone(), t, ts.get(i + 1).copied(), y, 0.0, None).unwrap().prev_sample;
+    }
+    let off = common::max_abs_diff(&to_vec(y), &to_vec(x0));
+    assert!(off > 0.05, "a mismatched pairing should not reconstruct ({off})");
+}
+
+#[test]
+fn torch_randn_is_reproduced_bit_for_bit() {
+    let fx = Fixture::open("randn");
+    for case in fx.json["cases"].as_array().expect("cases") {
+        let name = case["name"].as_str().unwrap();
+        let seed = case["seed"].as_u64().unwrap();
+        let shape: Vec<usize> = case["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        let got = TorchGenerator::new(seed).randn(&shape).expect("randn");
+        assert_close(name, &got, &fx.values(name), 0.0);
+    }
+    let seq = &fx.json["sequence"];
+    let mut g = TorchGenerator::new(seq["seed"].as_u64().unwrap());
+    for draw in seq["draws"].as_array().unwrap() {
+        let name = draw["name"].as_str().unwrap();
+        let shape: Vec<usize> = draw["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        assert_close(name, &g.randn(&shape).unwrap(), &fx.values(name), 0.0);
+    }
+}

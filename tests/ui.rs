@@ -1,0 +1,331 @@
+//! The desktop app driven like a user would, through egui_kittest and AccessKit labels.
+//!
+//! Every test builds the real app (real worker thread, real engine) on the tiny random-weight
+//! model in `tests/fixtures/tiny_unclip`, on the flex CPU device, with its settings and
+//! gallery in a fresh temp folder, so no test touches the user's folders or opens a dialog.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use unclip::app::settings::Mode;
+use unclip::app::{AppConfig, UnclipApp};
+use unclip::device::DevicePref;
+
+type App = Harness<'static, UnclipApp>;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures").join(name)
+}
+
+/// A temp folder removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("unclip-ui-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A file "dropped" on the window.
+#[derive(Debug)]
+struct DroppedPath(PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn drop_file(h: &mut App, path: PathBuf) {
+    h.input_mut().dropped_files.push(Arc::new(DroppedPath(path)));
+    h.step();
+}
+
+fn config(dir: &Path, model: PathBuf) -> AppConfig {
+    AppConfig {
+        model: Some(model),
+        device: DevicePref::Cpu,
+        data_dir: dir.join("data"),
+        config_dir: dir.join("config"),
+    }
+}
+
+/// The app on the tiny model with few steps (each run takes a fraction of a second).
+fn open_app(dir: &Path) -> App {
+    let mut h = launch(config(dir, fixture("tiny_unclip")));
+    {
+        let s = h.state_mut().settings_mut();
+        s.prior.steps = 3;
+        s.decoder.steps = 3;
+        s.super_res_steps = 2;
+        s.draft_steps = 2;
+    }
+    wait_until(&mut h, "the model to open", |h| h.state().model_ready());
+    h
+}
+
+fn launch(config: AppConfig) -> App {
+    Harness::builder()
+        .with_size(egui::Vec2::new(1400.0, 900.0))
+        .build_eframe(move |cc| UnclipApp::new(&cc.egui_ctx, config))
+}
+
+/// Steps frames until `done`, failing after 20 s with what the banner said.
+fn wait_until(h: &mut App, what: &str, mut done: impl FnMut(&App) -> bool) {
+    let start = Instant::now();
+    loop {
+        h.step();
+        if done(h) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}; banner: {:?}",
+            h.state().banner_text()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn idle(h: &App) -> bool {
+    !h.state().is_busy()
+}
+
+fn type_into(h: &mut App, label: &str, text: &str) {
+    h.get_by_label(label).click();
+    h.step();
+    h.get_by_label(label).type_text(text);
+    h.step();
+}
+
+/// A slider by its label (its number box has the same label).
+fn slider<'a>(h: &'a App, label: &'a str) -> egui_kittest::Node<'a> {
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, label)
+}
+
+fn results(h: &App, containing: &str) -> usize {
+    h.query_all_by_label_contains(&format!("Result: {containing}")).count()
+}
+
+#[test]
+fn typing_a_prompt_and_pressing_generate_adds_a_result_that_survives_a_restart() {
+    let dir = TempDir::new("generate");
+    let mut h = open_app(dir.path());
+    type_into(&mut h, "Prompt", "a red cube");
+    assert_eq!(h.get_by_label("Prompt").value().as_deref(), Some("a red cube"));
+
+    h.get_by_label("Generate").click();
+    h.step();
+    wait_until(&mut h, "a result in the gallery", |h| idle(h) && results(h, "“a red cube”") == 1);
+    assert_eq!(h.state().banner_text(), None);
+    let files: Vec<_> = std::fs::read_dir(h.state().gallery_dir()).expect("gallery dir").collect();
+    assert_eq!(files.len(), 1, "one PNG saved in the gallery folder");
+    // The new result is shown large in the middle.
+    assert!(h.query_by_label_contains("Selected result: “a red cube”").is_some());
+
+    // Quit and start again: the gallery and the prompt are still there.
+    drop(h);
+    let mut h = open_app(dir.path());
+    h.step();
+    assert_eq!(results(&h, "“a red cube”"), 1);
+    assert_eq!(h.get_by_label("Prompt").value().as_deref(), Some("a red cube"));
+}
+
+#[test]
+fn dropping_an_image_on_the_window_makes_variations_of_it() {
+    let dir = TempDir::new("vary");
+    let mut h = open_app(dir.path());
+    drop_file(&mut h, fixture("test_image.png"));
+    wait_until(&mut h, "the dropped image in the source slot", |h| {
+        h.query_by_label("Source image: test_image.png").is_some()
+    });
+    assert_eq!(h.state().settings().mode, Mode::Variations, "dropping an image switches to variations");
+
+    slider(&h, "Number of variations").set_value_accesskit(2.0);
+    h.step();
+    assert_eq!(h.state().settings().variations, 2);
+    h.get_by_label("Make variations").click();
+    h.step();
+    wait_until(&mut h, "two variations", |h| idle(h) && results(h, "variation of test_image.png") == 2);
+    assert_eq!(h.state().gallery_len(), 2);
+}
+
+#[test]
+fn moving_theta_in_interpolate_changes_the_frame() {
+    let dir = TempDir::new("interp");
+    let mut h = open_app(dir.path());
+    h.get_by_label("Interpolate").click();
+    h.step();
+    h.get_by_label("Prompt A").click();
+    h.step();
+    h.get_by_label("Prompt B").click();
+    h.step();
+    type_into(&mut h, "Text A", "a cat");
+    type_into(&mut h, "Text B", "a dog");
+
+    // Setting θ directly (keyboard / screen reader) renders a full-quality frame.
+    slider(&h, "θ").set_value_accesskit(0.0);
+    h.step();
+    wait_until(&mut h, "the frame at θ 0", |h| {
+        idle(h) && h.state().frame(Mode::Interpolate).is_some_and(|f| f.0 == 0.0 && !f.1)
+    });
+    assert!(h.query_by_label("Frame at θ 0.00").is_some());
+    let first = h.state().frame(Mode::Interpolate).map(|f| f.2.clone()).expect("frame");
+
+    // Dragging θ: quick draft frames while the button is held, a full frame on release.
+    let rect = slider(&h, "θ").rect();
+    let (from, to) = (rect.left_center() + egui::vec2(2.0, 0.0), rect.right_center() - egui::vec2(2.0, 0.0));
+    h.event(egui::Event::PointerMoved(from));
+    h.event(egui::Event::PointerButton {
+        pos: from,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: Default::default(),
+    });
+    h.step();
+    h.event(egui::Event::PointerMoved(to));
+    h.step();
+    wait_until(&mut h, "a draft frame while dragging", |h| h.state().frame(Mode::Interpolate).is_some_and(|f| f.1));
+    let draft_theta = h.state().frame(Mode::Interpolate).map(|f| f.0).unwrap_or(-1.0);
+    assert!(h.query_by_label(&format!("Frame at θ {draft_theta:.2} (draft)")).is_some());
+    h.event(egui::Event::PointerButton {
+        pos: to,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: Default::default(),
+    });
+    h.step();
+    let theta = h.state().settings().interp.theta;
+    assert!(theta > 0.9, "the drag moved θ to the right end, got {theta}");
+    wait_until(&mut h, "the full frame after release", |h| {
+        idle(h) && h.state().frame(Mode::Interpolate).is_some_and(|f| !f.1 && f.0 == theta)
+    });
+    let last = h.state().frame(Mode::Interpolate).map(|f| f.2.clone()).expect("frame");
+    assert_ne!(first.rgb, last.rgb, "a different θ gives a different picture");
+    assert!(h.query_by_label(&format!("Frame at θ {theta:.2}")).is_some());
+    assert_eq!(h.state().gallery_len(), 0, "scrub frames are not saved unless kept");
+}
+
+#[test]
+fn cancelling_a_run_with_escape_or_the_button_keeps_the_last_preview() {
+    let dir = TempDir::new("cancel");
+    let mut h = open_app(dir.path());
+    // A long decoder run, so there is time to cancel in the middle of it.
+    h.state_mut().settings_mut().decoder.steps = 250;
+    type_into(&mut h, "Prompt", "a long run");
+
+    for how in ["escape", "button"] {
+        h.get_by_label("Generate").click();
+        h.step();
+        wait_until(&mut h, "a live preview", |h| h.query_by_label_contains("Live preview: decoder").is_some());
+        match how {
+            "escape" => h.key_press(egui::Key::Escape),
+            _ => h.get_by_label("Cancel").click(),
+        }
+        h.step();
+        wait_until(&mut h, "the job to end", idle);
+        assert!(h.query_by_label_contains("Preview (cancelled at decoder step").is_some(), "cancel by {how}");
+        assert!(h.state().preview_picture().is_some());
+        assert_eq!(h.state().gallery_len(), 0, "a cancelled run saves nothing");
+        assert_eq!(h.state().banner_text(), None, "cancelling is not an error");
+    }
+}
+
+#[test]
+fn clicking_a_result_or_dropping_its_png_restores_its_settings() {
+    let dir = TempDir::new("restore");
+    let mut h = open_app(dir.path());
+    type_into(&mut h, "Prompt", "a blue sphere");
+    let seed = h.state().settings().seed;
+    // Enter in the prompt box generates.
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_until(&mut h, "the result", |h| idle(h) && results(h, "“a blue sphere”") == 1);
+    assert_ne!(h.state().settings().seed, seed, "an unlocked seed is rerolled after a run");
+
+    // Change things, then click the result.
+    h.state_mut().settings_mut().prompt = "something else".into();
+    h.state_mut().settings_mut().decoder.guidance = 2.5;
+    h.get_by_label("Interpolate").click();
+    h.step();
+    h.get_by_label_contains("Result: “a blue sphere”").click();
+    h.step();
+    h.step();
+    let s = h.state().settings();
+    assert_eq!(s.mode, Mode::Generate);
+    assert_eq!(s.prompt, "a blue sphere");
+    assert_eq!(s.seed, seed);
+    assert_eq!(s.decoder.guidance, 8.0);
+    assert_eq!(h.get_by_label("Prompt").value().as_deref(), Some("a blue sphere"));
+
+    // Dropping the saved PNG on the window restores the same recipe.
+    h.state_mut().settings_mut().prompt = "something else".into();
+    h.step();
+    let png = std::fs::read_dir(h.state().gallery_dir()).expect("gallery").flatten().next().expect("a png").path();
+    drop_file(&mut h, png);
+    wait_until(&mut h, "the recipe restored from the PNG", |h| h.state().settings().prompt == "a blue sphere");
+    assert!(h.query_by_label_contains("Restored the settings of").is_some());
+}
+
+#[test]
+fn dropping_a_non_image_file_shows_an_error_and_the_app_keeps_working() {
+    let dir = TempDir::new("errors");
+    let mut h = open_app(dir.path());
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "not a picture").expect("write");
+    drop_file(&mut h, notes);
+    wait_until(&mut h, "an error banner", |h| h.state().banner_text().is_some());
+    assert!(h.query_by_label_contains("notes.txt: not an image").is_some());
+
+    // A broken PNG is refused the same way.
+    let broken = dir.path().join("broken.png");
+    std::fs::write(&broken, b"\x89PNG\r\n\x1a\n garbage").expect("write");
+    drop_file(&mut h, broken);
+    wait_until(&mut h, "a second error", |h| h.state().banner_text().is_some_and(|b| b.starts_with("broken.png")));
+
+    // A crash inside the worker is reported and the engine comes back.
+    h.state_mut().queue_fault();
+    wait_until(&mut h, "the crash banner", |h| h.state().banner_text().is_some_and(|b| b.contains("internal error")));
+    h.get_by_label("Dismiss").click();
+    h.step();
+    assert_eq!(h.state().banner_text(), None);
+
+    // …and the app still makes pictures.
+    type_into(&mut h, "Prompt", "still working");
+    h.get_by_label("Generate").click();
+    h.step();
+    wait_until(&mut h, "a result after the errors", |h| idle(h) && results(h, "“still working”") == 1);
+}
+
+#[test]
+fn opening_a_folder_that_is_not_a_model_says_what_is_missing() {
+    let dir = TempDir::new("badmodel");
+    let empty = dir.path().join("not-a-model");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let mut h = launch(config(dir.path(), empty));
+    wait_until(&mut h, "the model error", |h| h.state().banner_text().is_some());
+    let text = h.state().banner_text().unwrap_or_default().to_string();
+    assert!(text.contains("not an unCLIP model folder: missing"), "{text}");
+    assert!(h.query_by_label_contains("No model").is_some());
+    assert!(!h.state().model_ready());
+}
