@@ -72,6 +72,9 @@ pub struct TrainArgs {
     /// Checkpoints and loss logs (default: assets/training).
     #[arg(long)]
     pub work: Option<PathBuf>,
+    /// Override the recipe's number of steps for every stage trained (short experiments).
+    #[arg(long)]
+    pub steps: Option<usize>,
 }
 
 /// Decoder and super-resolution settings shared by the image commands.
@@ -390,7 +393,10 @@ fn train(a: &TrainArgs) -> Result<(), String> {
     let (out_default, work_default) = default_dirs();
     let out = a.out.clone().unwrap_or(out_default);
     let work = a.work.clone().unwrap_or(work_default);
-    let recipe = Recipe::new(a.recipe);
+    let mut recipe = Recipe::new(a.recipe);
+    if let Some(n) = a.steps {
+        recipe = recipe.with_steps(n);
+    }
     let summaries = if a.stage == "all" {
         train_all(&recipe, &out, &work, a.resume, false)?
     } else {

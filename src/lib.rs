@@ -2,8 +2,10 @@
 //! Latents") on burn: the networks, the samplers, the pipelines, and the desktop app.
 
 pub mod app;
+pub mod bench;
 pub mod diffusion;
 pub mod imaging;
+pub mod kernels;
 pub mod model;
 pub mod pipeline;
 pub mod cli;

@@ -203,3 +203,103 @@ fn torch_randn_is_reproduced_bit_for_bit() {
         assert_close(name, &g.randn(&shape).unwrap(), &fx.values(name), 0.0);
     }
 }
+
+/// diffusers' scheduler tests' `dummy_model`: x·t/(t+1).
+fn dummy_model(x: &Tensor<4>, t: usize) -> Tensor<4> {
+    x.clone().mul_scalar(t as f32).div_scalar(t as f32 + 1.0)
+}
+
+#[test]
+fn unclip_variance_equals_diffusers_scheduler_test_values() {
+    let fx = Fixture::open("scheduler_anchors");
+    let cfg = |variance: &str| SchedulerConfig {
+        num_train_timesteps: 1000,
+        variance_type: variance.into(),
+        clip_sample: true,
+        clip_sample_range: 1.0,
+        prediction_type: "epsilon".into(),
+        beta_schedule: "squaredcos_cap_v2".into(),
+    };
+    let small = UnclipScheduler::new(&cfg("fixed_small_log")).unwrap();
+    for (t, v) in fx.json["unclip"]["variance_fixed_small_log"]["values"].as_object().unwrap() {
+        let t: usize = t.parse().unwrap();
+        let got = small.variance(t, t.checked_sub(1), None);
+        println!("fixed_small_log variance at t={t}: {got:e} vs {v}");
+        assert!((got as f64 - v.as_f64().unwrap()).abs() < 1e-7);
+    }
+    let learned = UnclipScheduler::new(&cfg("learned_range")).unwrap();
+    let lr = &fx.json["unclip"]["variance_learned_range"];
+    let pv = lr["predicted_variance"].as_f64().unwrap_or(0.5) as f32;
+    for (t, v) in lr["values"].as_object().unwrap() {
+        let t: usize = t.parse().unwrap();
+        let got = learned.variance(t, t.checked_sub(1), Some(pv));
+        println!("learned_range log variance at t={t}: {got} vs {v}");
+        assert!((got as f64 - v.as_f64().unwrap()).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn unclip_full_loops_equal_diffusers_scheduler_tests() {
+    let fx = Fixture::open("scheduler_anchors");
+    let device = cpu();
+    let cfg: SchedulerConfig = serde_json::from_value(fx.json["unclip"]["full_loop"]["config"].clone()).unwrap();
+    let sched = UnclipScheduler::new(&cfg).unwrap();
+    // 1000 steps with prev = t − 1, and 25 steps over the respaced list; the noise is the
+    // global torch generator seeded 0, reproduced by our torch-compatible generator.
+    for (name, timesteps) in [
+        ("full_loop", (0..1000).rev().collect::<Vec<usize>>()),
+        ("full_loop_skip_timesteps", unclip_timesteps(1000, 25).unwrap()),
+    ] {
+        let mut g = TorchGenerator::new(0);
+        let mut x: Tensor<4> = fx.tensor("dummy_sample_deter", &device);
+        for (i, &t) in timesteps.iter().enumerate() {
+            let prev = if name == "full_loop" { t.checked_sub(1) } else { timesteps.get(i + 1).copied() };
+            let noise = (t > 0).then(|| common::tensor_of(g.randn(&[4, 3, 8, 8]).unwrap(), [4, 3, 8, 8], &device));
+            x = sched.step(dummy_model(&x, t), t, prev, x.clone(), noise).unwrap().prev_sample;
+        }
+        let v = to_vec(x);
+        let sum: f64 = v.iter().map(|a| a.abs() as f64).sum();
+        let mean = sum / v.len() as f64;
+        let want = &fx.json["unclip"][name];
+        println!("{name}: sum {sum:.5} (diffusers {}), mean {mean:.6}", want["result_sum"]);
+        assert!((sum - want["result_sum"].as_f64().unwrap()).abs() < 1e-2, "{name} sum");
+        assert!((mean - want["result_mean"].as_f64().unwrap()).abs() < 1e-3, "{name} mean");
+    }
+}
+
+#[test]
+fn ddim_and_inverse_full_loops_equal_diffusers_scheduler_tests() {
+    let fx = Fixture::open("scheduler_anchors");
+    let device = cpu();
+    // These tests use linear betas 1e-4..0.02 (torch.linspace in f32).
+    let betas: Vec<f32> = (0..1000).map(|i| (1e-4f64 + (0.02f64 - 1e-4) * i as f64 / 999.0) as f32).collect();
+    let ddim = Ddim {
+        alphas_cumprod: alphas_cumprod(&betas),
+        prediction: Prediction::Epsilon,
+        clip_sample: Some(1.0),
+        use_clipped_model_output: false,
+    };
+    let ts: Vec<usize> = (0..10).rev().map(|i| i * 100).collect();
+    let mut x: Tensor<4> = fx.tensor("dummy_sample_deter", &device);
+    for (i, &t) in ts.iter().enumerate() {
+        x = ddim.step(dummy_model(&x, t), t, ts.get(i + 1).copied(), x.clone(), 0.0, None).unwrap().prev_sample;
+    }
+    let v = to_vec(x);
+    let sum: f64 = v.iter().map(|a| a.abs() as f64).sum();
+    let want = fx.json["ddim"]["no_noise"]["result_sum"].as_f64().unwrap();
+    println!("DDIM full_loop_no_noise: sum {sum:.4} (diffusers {want:.4})");
+    assert!((sum - want).abs() < 1e-2);
+
+    // DDIMInverse: ascending, source = t − 100 (None below 0); its tests keep clip_sample on.
+    let inv = ddim;
+    let mut x: Tensor<4> = fx.tensor("dummy_sample_deter", &device);
+    for t in (0..10usize).map(|i| i * 100) {
+        let from = t.checked_sub(100);
+        x = inv.invert_step(dummy_model(&x, t), from, t, x.clone());
+    }
+    let v = to_vec(x);
+    let sum: f64 = v.iter().map(|a| a.abs() as f64).sum();
+    let want = fx.json["ddim_inverse"]["no_noise"]["result_sum"].as_f64().unwrap();
+    println!("DDIMInverse full_loop_no_noise: sum {sum:.4} (diffusers {want:.4})");
+    assert!((sum - want).abs() < 1e-2);
+}

@@ -227,6 +227,22 @@ fn moving_theta_in_interpolate_changes_the_frame() {
 }
 
 #[test]
+fn applying_a_text_diff_to_a_dropped_image_shows_the_edited_frame() {
+    let dir = TempDir::new("textdiff");
+    let mut h = open_app(dir.path());
+    h.get_by_label("Text diff").click();
+    h.step();
+    drop_file(&mut h, fixture("test_image.png"));
+    wait_until(&mut h, "the dropped image", |h| h.query_by_label("Text-diff image: test_image.png").is_some());
+    type_into(&mut h, "Towards", "a winter scene");
+    slider(&h, "Strength θ").set_value_accesskit(0.4);
+    h.step();
+    wait_until(&mut h, "the edited frame", |h| idle(h) && h.state().frame(Mode::TextDiff).is_some_and(|f| !f.1));
+    assert!(h.query_by_label("Frame at θ 0.40").is_some());
+    assert_eq!(h.state().banner_text(), None);
+}
+
+#[test]
 fn cancelling_a_run_with_escape_or_the_button_keeps_the_last_preview() {
     let dir = TempDir::new("cancel");
     let mut h = open_app(dir.path());
@@ -302,6 +318,21 @@ fn dropping_a_non_image_file_shows_an_error_and_the_app_keeps_working() {
     std::fs::write(&broken, b"\x89PNG\r\n\x1a\n garbage").expect("write");
     drop_file(&mut h, broken);
     wait_until(&mut h, "a second error", |h| h.state().banner_text().is_some_and(|b| b.starts_with("broken.png")));
+
+    // So is an image too large to decode (only its header is real: 20000×20000 px).
+    let huge = dir.path().join("huge.png");
+    let mut bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut bytes, 20_000, 20_000);
+        enc.set_color(png::ColorType::Rgb);
+        let mut w = enc.write_header().expect("png header");
+        // An empty data chunk: decoders read the size before they need any pixels.
+        w.write_chunk(png::chunk::IDAT, &[]).expect("png chunk");
+    }
+    std::fs::write(&huge, bytes).expect("write");
+    drop_file(&mut h, huge);
+    wait_until(&mut h, "the too-large error", |h| h.state().banner_text().is_some_and(|b| b.starts_with("huge.png")));
+    assert!(h.query_by_label_contains("image is too large").is_some(), "{:?}", h.state().banner_text());
 
     // A crash inside the worker is reported and the engine comes back.
     h.state_mut().queue_fault();

@@ -135,6 +135,10 @@ impl UnclipApp {
             }
             Origin::Strip { theta } => {
                 let Some(pic) = pictures.into_iter().next() else { return };
+                if (theta - self.settings.interp.theta).abs() < 1e-4 {
+                    // The strip frame at the slider's θ is also the current frame.
+                    self.deliver(ctx, op.clone(), Origin::Frame { theta, draft: false }, vec![pic.clone()]);
+                }
                 let texture = ctx.load_texture(format!("strip-{theta:.3}"), color_image(&pic), TextureOptions::LINEAR);
                 self.strip.retain(|f| (f.theta - theta).abs() > 1e-4);
                 self.strip.push(Frame { theta, draft: false, picture: pic, texture, op });
@@ -155,13 +159,13 @@ impl UnclipApp {
                 return;
             }
         };
-        if let (Purpose::Dropped(_), Some(recipe)) = (l.purpose, &recipe) {
-            if self.settings.mode == Mode::Generate {
-                // A picture made by this app, dropped on the text → image tab: restore it.
-                self.restore(recipe.clone());
-                self.info(format!("Restored the settings of {}", l.name));
-                return;
-            }
+        if let (Purpose::Dropped(_), Some(recipe)) = (l.purpose, &recipe)
+            && self.settings.mode == Mode::Generate
+        {
+            // A picture made by this app, dropped on the text-to-image tab: restore it.
+            self.restore(recipe.clone());
+            self.info(format!("Restored the settings of {}", l.name));
+            return;
         }
         let offer = match l.purpose {
             Purpose::Dropped(_) => recipe,

@@ -130,12 +130,11 @@ impl Gallery {
         if index >= self.entries.len() {
             return Ok(());
         }
-        if let Some(path) = &self.entries[index].path {
-            if let Err(e) = std::fs::remove_file(path) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    return Err(format!("{}: {e}", path.display()));
-                }
-            }
+        if let Some(path) = &self.entries[index].path
+            && let Err(e) = std::fs::remove_file(path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(format!("{}: {e}", path.display()));
         }
         self.entries.remove(index);
         Ok(())

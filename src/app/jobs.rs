@@ -158,6 +158,7 @@ impl UnclipApp {
     }
 
     fn open_model(&mut self, folder: PathBuf, is_default: bool) {
+        let folder = if is_default { folder } else { std::fs::canonicalize(&folder).unwrap_or(folder) };
         self.settings.model = (!is_default).then(|| folder.clone());
         self.model_is_default = is_default;
         self.model_folder = folder.clone();

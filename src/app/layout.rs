@@ -224,12 +224,19 @@ impl UnclipApp {
         let below =
             if self.settings.mode == Mode::Interpolate && !self.strip.is_empty() { STRIP_THUMB + 60.0 } else { 0.0 };
         let area = Vec2::new(ui.available_width(), (ui.available_height() - below - 110.0).max(64.0));
-        if self.queue.running.is_some() {
+        let running_frame = self.queue.running.as_ref().map(|r| !matches!(r.origin, super::queue::Origin::Gallery));
+        if let Some(frame_job) = running_frame {
             if self.preview.show(ui, area).is_none() {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label("Starting…");
-                });
+                // Until the first step of a new frame arrives, the last frame stays up (no
+                // flicker while scrubbing).
+                if frame_job && self.frames.contains_key(&self.settings.mode) {
+                    self.frame_view(ui, area, actions);
+                } else {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label("Starting…");
+                    });
+                }
             }
         } else {
             match self.view {

@@ -143,6 +143,8 @@ impl UnclipApp {
         let model_folder =
             config.model.clone().or_else(|| settings.model.clone()).unwrap_or_else(|| default_model.clone());
         let model_is_default = model_folder == default_model;
+        // Recipes record the folder; an absolute path still means something from elsewhere.
+        let model_folder = if model_is_default { model_folder } else { absolute(model_folder) };
         let device = if config.device == DevicePref::Auto { settings.device } else { config.device };
 
         let worker = Worker::spawn(ctx.clone());
@@ -297,6 +299,10 @@ impl UnclipApp {
             }
         }
     }
+}
+
+fn absolute(p: PathBuf) -> PathBuf {
+    std::fs::canonicalize(&p).unwrap_or(p)
 }
 
 impl eframe::App for UnclipApp {

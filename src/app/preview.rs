@@ -43,8 +43,10 @@ impl Default for Preview {
 }
 
 impl Preview {
-    /// A job started: progress resets; the old picture stays until a new one arrives.
+    /// A job started: progress resets and the previous job's picture goes (a stale preview
+    /// would pass for the new job's); the texture itself is kept for reuse.
     pub fn begin(&mut self) {
+        self.picture = None;
         self.stage = None;
         self.step = 0;
         self.total = 0;

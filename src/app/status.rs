@@ -3,14 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+#[derive(Default)]
 pub struct Memory {
     last: Option<(Instant, Option<u64>)>,
-}
-
-impl Default for Memory {
-    fn default() -> Self {
-        Self { last: None }
-    }
 }
 
 impl Memory {

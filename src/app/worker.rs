@@ -242,10 +242,10 @@ impl State {
     /// After a panic the engine may hold half-updated state: drop it and open it again.
     fn reopen_quietly(&mut self) {
         self.engine = None;
-        if let Some(folder) = self.folder.clone() {
-            if let Ok(chosen) = choose(self.device) {
-                self.engine = Engine::open(&folder, chosen.device).ok();
-            }
+        if let Some(folder) = self.folder.clone()
+            && let Ok(chosen) = choose(self.device)
+        {
+            self.engine = Engine::open(&folder, chosen.device).ok();
         }
     }
 }

@@ -70,7 +70,8 @@ impl Ddim {
     }
 
     /// One inversion step from the less noisy `from` (None = clean) to `to`, using the model
-    /// output evaluated at `to` on the current sample. No clipping: inversion must be exact.
+    /// output evaluated at `to` on the current sample. x̂₀ is clipped only if `clip_sample`
+    /// is set (diffusers' DDIMInverseScheduler default); the pipelines invert without it.
     pub fn invert_step<const D: usize>(
         &self,
         model_output: Tensor<D>,
@@ -83,6 +84,10 @@ impl Ddim {
         let ab_from = self.alpha_bar(from);
         let ab_to = self.alpha_bar(Some(to));
         let (x0, eps) = self.prediction.x0_and_eps(pred, sample, ab_from);
+        let x0 = match self.clip_sample {
+            Some(r) => x0.clamp(-r, r),
+            None => x0,
+        };
         x0.mul_scalar(ab_to.sqrt()) + eps.mul_scalar((1.0 - ab_to).sqrt())
     }
 }

@@ -76,6 +76,25 @@ impl UnclipScheduler {
         }
     }
 
+    /// diffusers' `_get_variance`: the standard deviation for `fixed_small_log`, the log
+    /// variance for `learned_range` given the raw variance channel value.
+    pub fn variance(&self, t: usize, prev: Option<usize>, predicted_variance: Option<f32>) -> f32 {
+        let (v, beta) = self.posterior_variance(t, prev);
+        match (self.variance, predicted_variance) {
+            (Variance::LearnedRange, Some(pv)) => {
+                let frac = (pv + 1.0) / 2.0;
+                frac * beta.ln() + (1.0 - frac) * v.ln()
+            }
+            _ => (0.5 * v.max(1e-20).ln()).exp(),
+        }
+    }
+
+    /// Posterior variance (1−ᾱ_prev)/(1−ᾱ_t)·β of the transition, and β.
+    fn posterior_variance(&self, t: usize, prev: Option<usize>) -> (f32, f32) {
+        let (beta, _) = self.beta_alpha(t, prev);
+        ((1.0 - self.alpha_bar(prev)) / (1.0 - self.alpha_bar(Some(t))) * beta, beta)
+    }
+
     /// One reverse step t → prev (`None` = to the clean image). `model_output` may carry the
     /// learned-variance channels after the prediction channels. `noise` must be given when
     /// `needs_noise(t)`; its shape is the sample's.
@@ -114,19 +133,16 @@ impl UnclipScheduler {
 
         if self.needs_noise(t) {
             let noise = noise.ok_or(DiffusionError::MissingNoise)?;
-            let v = bp_prev / bp_t * beta;
             let std = match (self.variance, predicted_variance) {
                 (Variance::LearnedRange, Some(pv)) => {
                     // log σ² interpolates between log β and log of the posterior variance,
                     // by the raw (unclamped) model channel mapped from [-1, 1] to [0, 1].
+                    let (v, _) = self.posterior_variance(t, prev);
                     let frac = pv.add_scalar(1.0).div_scalar(2.0);
                     let (min_log, max_log) = (v.ln(), beta.ln());
                     (frac.clone().mul_scalar(max_log) + frac.neg().add_scalar(1.0).mul_scalar(min_log)).mul_scalar(0.5).exp()
                 }
-                _ => {
-                    let s = (0.5 * v.max(1e-20).ln()).exp();
-                    noise.zeros_like().add_scalar(s)
-                }
+                _ => noise.zeros_like().add_scalar(self.variance(t, prev, None)),
             };
             prev_sample = prev_sample + std * noise;
         }

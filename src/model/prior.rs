@@ -29,7 +29,7 @@ pub struct BasicTransformerBlock {
 }
 
 impl BasicTransformerBlock {
-    fn forward(&self, x: Tensor<3>, bias: Option<Tensor<4>>) -> Tensor<3> {
+    pub fn forward(&self, x: Tensor<3>, bias: Option<Tensor<4>>) -> Tensor<3> {
         let x = x.clone() + self.attn1.forward(self.norm1.forward(x), bias);
         let h = self.ff.net_2.forward(gelu_erf(self.ff.net_0_proj.forward(self.norm3.forward(x.clone()))));
         x + h

@@ -49,11 +49,14 @@ impl ClipTokenizer {
         } else {
             build_from_vocab(dir)?
         };
-        // transformers registers the pad token as special, so a "!" inside a prompt is the
-        // pad id and splits words (Karlo pads with "!"); BOS/EOS are special already.
-        if settings.pad_token != BOS && settings.pad_token != EOS {
-            inner.add_special_tokens([AddedToken::from(settings.pad_token.clone(), true)]).map_err(tok_err)?;
+        // transformers treats BOS, EOS and the pad token as special words wherever they occur
+        // in a prompt: "<|endoftext|>" typed by a user is the EOS id, and with Karlo's "!" pad
+        // token a "!" is the pad id and splits the word it is in.
+        let mut specials = vec![BOS.to_string(), EOS.to_string()];
+        if !specials.contains(&settings.pad_token) {
+            specials.push(settings.pad_token.clone());
         }
+        inner.add_special_tokens(specials.into_iter().map(|t| AddedToken::from(t, true))).map_err(tok_err)?;
         let pad_id = inner
             .token_to_id(&settings.pad_token)
             .ok_or_else(|| tok_err(format!("pad token {:?} is not in the vocabulary", settings.pad_token)))?;
@@ -77,7 +80,8 @@ impl ClipTokenizer {
     }
 
     pub fn encode(&self, text: &str) -> Result<Tokens, ModelError> {
-        let enc = self.inner.encode(text, true).map_err(tok_err)?;
+        let cleaned = basic_clean(text);
+        let enc = self.inner.encode(cleaned.as_str(), true).map_err(tok_err)?;
         let ids = enc.get_ids().to_vec();
         let mask = enc.get_attention_mask().iter().map(|&m| m != 0).collect();
         Ok(Tokens { ids, mask, truncated: !enc.get_overflowing().is_empty() })
@@ -161,4 +165,49 @@ fn build_from_vocab(dir: &Path) -> Result<Tokenizer, ModelError> {
         .map_err(tok_err)?;
     tk.with_post_processor(Some(template));
     Ok(tk)
+}
+
+/// What transformers' slow `CLIPTokenizer` (the class diffusers loads) does before BPE, via
+/// its `BasicTokenizer`: drop NUL, U+FFFD and control/format characters, turn any whitespace
+/// into a space, and put spaces around CJK ideographs so each is its own word.
+pub fn basic_clean(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '\0' || c == '\u{FFFD}' || is_other_category(c) {
+            continue;
+        }
+        if c.is_whitespace() {
+            out.push(' ');
+        } else if is_cjk_ideograph(c) {
+            out.push(' ');
+            out.push(c);
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Unicode category C* (control, format, private use) except tab, newline and carriage
+/// return, which count as whitespace. Format characters are listed explicitly.
+fn is_other_category(c: char) -> bool {
+    if matches!(c, '\t' | '\n' | '\r') {
+        return false;
+    }
+    let u = c as u32;
+    c.is_control()
+        || matches!(u,
+            0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2 | 0x180E
+            | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F | 0xFEFF
+            | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F
+            | 0xE000..=0xF8FF | 0xF0000..=0xFFFFD | 0x100000..=0x10FFFD)
+}
+
+/// The CJK Unified Ideograph blocks transformers' BasicTokenizer separates.
+fn is_cjk_ideograph(c: char) -> bool {
+    matches!(c as u32,
+        0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2A6DF | 0x2A700..=0x2B73F
+        | 0x2B740..=0x2B81F | 0x2B820..=0x2CEAF | 0xF900..=0xFAFF | 0x2F800..=0x2FA1F)
 }

@@ -3,10 +3,11 @@
 //! `nn.Sequential` are remapped here. Anything missing, left over or mis-shaped is an error
 //! naming the key and the file, and the half-loaded module is dropped.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::store::{FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::store::{ApplyError, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::DType;
 
 use super::ModelError;
@@ -45,7 +46,7 @@ pub fn weight_file(dir: &Path) -> Result<PathBuf, ModelError> {
 pub fn load_into<M: Module + ModuleSnapshot>(mut module: M, file: &Path, dtype: DType) -> Result<M, ModelError> {
     let bad = |message: String| ModelError::Weights { path: file.to_path_buf(), message };
     // Read the header first: a truncated or non-safetensors file gets a plain message.
-    check_header(file).map_err(bad)?;
+    let file_shapes = check_header(file).map_err(bad)?;
 
     let mut store = SafetensorsStore::from_file(file)
         .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(dtype)))
@@ -57,12 +58,27 @@ pub fn load_into<M: Module + ModuleSnapshot>(mut module: M, file: &Path, dtype: 
     let result = module.load_from(&mut store).map_err(|e| bad(e.to_string()))?;
 
     if let Some(e) = result.errors.first() {
-        return Err(bad(format!("{} ({} tensor errors in all)", torch_names(&e.to_string()), result.errors.len())));
+        let n = result.errors.len();
+        let message = match e {
+            ApplyError::ShapeMismatch { path, expected, found } => {
+                let key = checkpoint_key(path);
+                // burn stores Linear weights transposed; report the checkpoint's layout.
+                let (expected, found) = match file_shapes.get(&key) {
+                    Some(f) if f.iter().rev().eq(found.iter()) && f.as_slice() != found.as_slice() => {
+                        (expected.iter().rev().copied().collect::<Vec<_>>(), f.clone())
+                    }
+                    _ => (expected.to_vec(), found.to_vec()),
+                };
+                format!("tensor '{key}' has shape {found:?}, the config expects {expected:?} ({n} tensor errors in all)")
+            }
+            other => format!("{} ({n} tensor errors in all)", torch_names(&other.to_string())),
+        };
+        return Err(bad(message));
     }
     if let Some((path, _)) = result.missing.first() {
         return Err(bad(format!(
             "missing tensor '{}' ({} missing in all)",
-            torch_names(path),
+            checkpoint_key(path),
             result.missing.len()
         )));
     }
@@ -83,7 +99,16 @@ fn torch_names(s: &str) -> String {
     s.replace(".gamma", ".weight").replace(".beta", ".bias")
 }
 
-fn check_header(file: &Path) -> Result<(), String> {
+/// A module path as the checkpoint spells it (norm names and `nn.Sequential` positions).
+fn checkpoint_key(path: &str) -> String {
+    torch_names(path)
+        .replace(".to_out.", ".to_out.0.")
+        .replace(".ff.net_0_proj.", ".ff.net.0.proj.")
+        .replace(".ff.net_2.", ".ff.net.2.")
+}
+
+/// Validates the header and returns each tensor's shape as stored.
+fn check_header(file: &Path) -> Result<HashMap<String, Vec<usize>>, String> {
     use std::io::Read;
     let mut f = std::fs::File::open(file).map_err(|e| e.to_string())?;
     let total = f.metadata().map_err(|e| e.to_string())?.len();
@@ -98,6 +123,7 @@ fn check_header(file: &Path) -> Result<(), String> {
     let json: serde_json::Value =
         serde_json::from_slice(&header).map_err(|_| "not a safetensors file (header is not JSON)".to_string())?;
     let entries = json.as_object().ok_or("safetensors header is not an object")?;
+    let mut shapes = HashMap::new();
     for (key, info) in entries {
         if key == "__metadata__" {
             continue;
@@ -115,6 +141,12 @@ fn check_header(file: &Path) -> Result<(), String> {
         {
             return Err(format!("tensor '{key}' has unsupported dtype {dt}"));
         }
+        let shape = info
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .map(|a| a.iter().filter_map(|d| d.as_u64().map(|d| d as usize)).collect())
+            .unwrap_or_default();
+        shapes.insert(key.clone(), shape);
     }
-    Ok(())
+    Ok(shapes)
 }

@@ -89,6 +89,17 @@ impl Recipe {
     }
 }
 
+impl Recipe {
+    /// The same recipe with every stage cut (or stretched) to `steps` steps.
+    pub fn with_steps(mut self, steps: usize) -> Self {
+        for b in [&mut self.clip, &mut self.prior, &mut self.decoder, &mut self.superres] {
+            b.steps = steps.max(1);
+            b.warmup = (steps / 20).max(1);
+        }
+        self
+    }
+}
+
 /// What a stage reports when it ends.
 #[derive(Debug, Clone)]
 pub struct StageSummary {

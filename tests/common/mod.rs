@@ -17,6 +17,10 @@ pub fn tiny_model() -> PathBuf {
     fixtures_dir().join("tiny_unclip")
 }
 
+/// Both fixture sizes: (model folder, components file, pipelines file).
+pub const SIZES: [(&str, &str, &str); 2] =
+    [("tiny_unclip", "components", "pipelines"), ("mid_unclip", "components_mid", "pipelines_mid")];
+
 pub struct Fixture {
     f32s: HashMap<String, (Vec<usize>, Vec<f32>)>,
     i64s: HashMap<String, (Vec<usize>, Vec<i64>)>,
@@ -52,10 +56,13 @@ impl Fixture {
     }
 
     pub fn has(&self, key: &str) -> bool {
+        let key = self.json["aliases"][key].as_str().unwrap_or(key);
         self.f32s.contains_key(key) || self.i64s.contains_key(key)
     }
 
     pub fn f32(&self, key: &str) -> &(Vec<usize>, Vec<f32>) {
+        // Block fixtures store repeated tensors once and list the other names as aliases.
+        let key = self.json["aliases"][key].as_str().unwrap_or(key);
         self.f32s.get(key).unwrap_or_else(|| panic!("fixture has no f32 tensor {key}"))
     }
 
@@ -100,11 +107,15 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 pub fn assert_close(name: &str, actual: &[f32], expected: &[f32], tol: f32) -> f32 {
     let err = max_abs_diff(actual, expected);
     let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
-    println!("{name}: max_abs_err {err:.3e} (max |ref| {scale:.3})");
+    println!("{name}: max_abs_err={err:.3e} (max |ref| {scale:.3})");
     assert!(err <= tol, "{name}: max_abs_err {err:e} > {tol:e}");
     err
 }
 
 pub fn cpu() -> Device {
     Device::flex()
+}
+
+pub fn tensor_of<const D: usize>(v: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(v, shape), device)
 }

@@ -127,7 +127,13 @@ pub fn theta_slider(
     label: &str,
     actions: &mut Vec<Action>,
 ) -> egui::Response {
-    let r = ui.add(egui::Slider::new(value, range).text(label).step_by(0.01).fixed_decimals(2));
+    let r = ui
+        .scope(|ui| {
+            // Wide, so scrubbing has a fine grain.
+            ui.spacing_mut().slider_width = (ui.available_width() - 110.0).max(120.0);
+            ui.add(egui::Slider::new(value, range).text(label).step_by(0.01).fixed_decimals(2))
+        })
+        .inner;
     if r.drag_stopped() {
         actions.push(Action::Frame { draft: false });
     } else if r.changed() {

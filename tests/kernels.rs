@@ -1,0 +1,385 @@
+//! The hand-written WGSL kernels equal their burn-ops references on a wgpu device (Mesa's
+//! lavapipe in CI): f32 within 1e-5, f16 within 1e-2 (both relative above magnitude 1), the
+//! preview packing exactly; and the whole text→image pipeline on wgpu equals the flex result.
+//!
+//! Skipped, with the reason printed, only where wgpu sees no adapter at all (or when
+//! `UNCLIP_SKIP_WGPU_TESTS=1`).
+
+mod common;
+
+use std::time::Instant;
+
+use burn::backend::wgpu::wgpu;
+use burn::module::Param;
+use burn::nn::{GroupNorm, GroupNormConfig};
+use burn::prelude::*;
+use burn::tensor::{DType, DeviceKind};
+use common::tiny_model;
+use unclip::diffusion::StepOutput;
+use unclip::diffusion::ddim::Ddim;
+use unclip::diffusion::unclip_scheduler::UnclipScheduler;
+use unclip::kernels::group_norm::{self, TimeCond};
+use unclip::kernels::sampler::{self, Rule};
+use unclip::kernels::{self, preview};
+use unclip::model::config::SchedulerConfig;
+use unclip::model::nn::{Act, tensor_from, to_vec};
+use unclip::pipeline::images::to_pictures;
+use unclip::pipeline::{Engine, GenerateParams, Sampler, Seeds, StageParams, silent};
+
+/// A wgpu device on a software adapter (lavapipe) when there is one, else on a GPU; `None`
+/// (with the reason printed) when wgpu sees no adapter.
+fn wgpu_device() -> Option<Device> {
+    if std::env::var("UNCLIP_SKIP_WGPU_TESTS").is_ok_and(|v| v == "1") {
+        println!("skipped: UNCLIP_SKIP_WGPU_TESTS=1");
+        return None;
+    }
+    let adapters = unclip::device::adapters();
+    let has = |k: wgpu::DeviceType| adapters.iter().any(|a| a.kind == k);
+    let kind = if has(wgpu::DeviceType::Cpu) {
+        DeviceKind::Cpu
+    } else if has(wgpu::DeviceType::DiscreteGpu) {
+        DeviceKind::DiscreteGpu(0)
+    } else if has(wgpu::DeviceType::IntegratedGpu) {
+        DeviceKind::IntegratedGpu(0)
+    } else if !adapters.is_empty() {
+        DeviceKind::DefaultDevice
+    } else {
+        println!(
+            "skipped: wgpu sees no adapter (install Mesa's lavapipe, e.g. `apt-get install mesa-vulkan-drivers`, to run these tests on the CPU)"
+        );
+        return None;
+    };
+    let names: Vec<String> = adapters.iter().map(|a| format!("{} ({:?}, {})", a.name, a.kind, a.backend)).collect();
+    println!("wgpu adapters: {}; using {kind:?}", names.join(", "));
+    Some(Device::wgpu(kind))
+}
+
+/// Deterministic values, roughly uniform in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn tensor<const D: usize>(v: &[f32], shape: [usize; D], device: &Device) -> Tensor<D> {
+    tensor_from(v.to_vec(), shape, device)
+}
+
+/// |got − want| ≤ tol·max(1, |want|) everywhere.
+fn assert_close(name: &str, got: &[f32], want: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len(), "{name}: lengths");
+    let mut worst = (0.0f32, 0usize);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let err = (g - w).abs() / w.abs().max(1.0);
+        assert!(err.is_finite() || (g.is_nan() && w.is_nan()), "{name}: non-finite at {i}: {g} vs {w}");
+        if err > worst.0 {
+            worst = (err, i);
+        }
+    }
+    println!("{name}: max scaled error {:.2e} at {}", worst.0, worst.1);
+    assert!(worst.0 <= tol, "{name}: {} vs {} at {} (error {:.2e} > {tol:.0e})", got[worst.1], want[worst.1], worst.1, worst.0);
+}
+
+fn scheduler(variance: &str, prediction: &str, clip: Option<f64>) -> UnclipScheduler {
+    let cfg = SchedulerConfig {
+        num_train_timesteps: 1000,
+        variance_type: variance.into(),
+        clip_sample: clip.is_some(),
+        clip_sample_range: clip.unwrap_or(1.0),
+        prediction_type: prediction.into(),
+        beta_schedule: "squaredcos_cap_v2".into(),
+    };
+    UnclipScheduler::new(&cfg).expect("scheduler")
+}
+
+fn ddim_of(s: &UnclipScheduler, clipped_eps: bool) -> Ddim {
+    Ddim {
+        alphas_cumprod: s.alphas_cumprod.clone(),
+        prediction: s.prediction,
+        clip_sample: s.clip_sample,
+        use_clipped_model_output: clipped_eps,
+    }
+}
+
+fn both(o: StepOutput<4>) -> (Vec<f32>, Vec<f32>) {
+    (to_vec(o.prev_sample), to_vec(o.pred_original_sample))
+}
+
+struct StepCase<'a> {
+    name: &'a str,
+    rule: Rule<'a>,
+    /// model output channels per sample channel (1 or 2) and whether it is the CFG batch
+    out_channels: usize,
+    guidance: Option<f32>,
+    t: usize,
+    prev: Option<usize>,
+    noise: bool,
+}
+
+/// Runs one step case with the kernel on `gpu` and the reference on `gpu` and on flex.
+fn check_step(case: &StepCase, gpu: &Device, dtype: DType, tol: f32) {
+    let (b, c, h, w) = (2, 3, 8, 8);
+    let rows = if case.guidance.is_some() { 2 * b } else { b };
+    let out_shape = [rows, case.out_channels * c, h, w];
+    let out_v: Vec<f32> = values(out_shape.iter().product(), 1).iter().map(|v| v * 1.5).collect();
+    let x_v: Vec<f32> = values(b * c * h * w, 2).iter().map(|v| v * 2.0).collect();
+    let z_v = values(b * c * h * w, 3);
+    let make = |device: &Device, dtype: DType| {
+        let cast = |t: Tensor<4>| if dtype == DType::F32 { t } else { t.cast(dtype) };
+        (
+            cast(tensor(&out_v, out_shape, device)),
+            cast(tensor(&x_v, [b, c, h, w], device)),
+            case.noise.then(|| cast(tensor(&z_v, [b, c, h, w], device))),
+        )
+    };
+    let (o, x, z) = make(gpu, dtype);
+    let (k_prev, k_x0) = both(sampler::kernel(case.rule, o, case.guidance, case.t, case.prev, x, z).expect("kernel runs"));
+    // The reference on flex, in f32 from the same (possibly f16-rounded) inputs.
+    let rounded = |v: &[f32]| -> Vec<f32> {
+        if dtype == DType::F32 { v.to_vec() } else { v.iter().map(|x| half::f16::from_f32(*x).to_f32()).collect() }
+    };
+    let cpu = Device::flex();
+    let (o, x, z) = (
+        tensor(&rounded(&out_v), out_shape, &cpu),
+        tensor(&rounded(&x_v), [b, c, h, w], &cpu),
+        case.noise.then(|| tensor(&rounded(&z_v), [b, c, h, w], &cpu)),
+    );
+    let (r_prev, r_x0) = both(sampler::reference(case.rule, o, case.guidance, case.t, case.prev, x, z).expect("reference"));
+    let tag = format!("{} {:?}", case.name, dtype);
+    assert_close(&format!("{tag}: x_prev vs flex"), &k_prev, &r_prev, tol);
+    assert_close(&format!("{tag}: x0 vs flex"), &k_x0, &r_x0, tol);
+    if dtype == DType::F32 {
+        // And against the same burn ops on the same wgpu device.
+        let (o, x, z) = make(gpu, dtype);
+        let (g_prev, g_x0) = both(sampler::reference(case.rule, o, case.guidance, case.t, case.prev, x, z).expect("reference"));
+        assert_close(&format!("{tag}: x_prev vs wgpu burn ops"), &k_prev, &g_prev, tol);
+        assert_close(&format!("{tag}: x0 vs wgpu burn ops"), &k_x0, &g_x0, tol);
+    }
+}
+
+fn step_cases<'a>(learned: &'a UnclipScheduler, fixed: &'a UnclipScheduler, sample_pred: &'a UnclipScheduler, ddim: &'a Ddim, ddim_clipped: &'a Ddim) -> Vec<StepCase<'a>> {
+    vec![
+        // The decoder's step: CFG batch with learned-range variance, respaced 5-step schedule.
+        StepCase { name: "ddpm learned_range cfg respaced", rule: Rule::Ddpm(learned), out_channels: 2, guidance: Some(8.0), t: 749, prev: Some(499), noise: true },
+        StepCase { name: "ddpm learned_range cfg t-1", rule: Rule::Ddpm(learned), out_channels: 2, guidance: Some(4.0), t: 300, prev: Some(299), noise: true },
+        StepCase { name: "ddpm learned_range last step", rule: Rule::Ddpm(learned), out_channels: 2, guidance: Some(8.0), t: 0, prev: None, noise: false },
+        StepCase { name: "ddpm learned_range guided input", rule: Rule::Ddpm(learned), out_channels: 2, guidance: None, t: 600, prev: Some(400), noise: true },
+        // Super-resolution / prior style: fixed_small_log, unguided.
+        StepCase { name: "ddpm fixed_small_log", rule: Rule::Ddpm(fixed), out_channels: 1, guidance: None, t: 500, prev: Some(250), noise: true },
+        StepCase { name: "ddpm fixed_small_log cfg", rule: Rule::Ddpm(fixed), out_channels: 1, guidance: Some(3.0), t: 999, prev: Some(666), noise: true },
+        StepCase { name: "ddpm sample prediction", rule: Rule::Ddpm(sample_pred), out_channels: 1, guidance: None, t: 400, prev: Some(200), noise: true },
+        // DDIM-η, with the variance channels present and ignored.
+        StepCase { name: "ddim eta 0.5 cfg", rule: Rule::Ddim { ddim, eta: 0.5 }, out_channels: 2, guidance: Some(8.0), t: 749, prev: Some(499), noise: true },
+        StepCase { name: "ddim eta 0", rule: Rule::Ddim { ddim, eta: 0.0 }, out_channels: 1, guidance: None, t: 499, prev: Some(249), noise: false },
+        StepCase { name: "ddim to clean", rule: Rule::Ddim { ddim, eta: 1.0 }, out_channels: 2, guidance: Some(2.0), t: 249, prev: None, noise: false },
+        StepCase { name: "ddim clipped eps", rule: Rule::Ddim { ddim: ddim_clipped, eta: 0.3 }, out_channels: 1, guidance: Some(5.0), t: 600, prev: Some(300), noise: true },
+    ]
+}
+
+#[test]
+fn sampler_step_kernel_equals_burn_ops() {
+    let Some(gpu) = wgpu_device() else { return };
+    let start = Instant::now();
+    let learned = scheduler("learned_range", "epsilon", Some(1.0));
+    let fixed = scheduler("fixed_small_log", "epsilon", None);
+    let sample_pred = scheduler("fixed_small_log", "sample", Some(5.0));
+    let ddim = ddim_of(&learned, false);
+    let ddim_clipped = ddim_of(&learned, true);
+    for case in step_cases(&learned, &fixed, &sample_pred, &ddim, &ddim_clipped) {
+        check_step(&case, &gpu, DType::F32, 1e-5);
+    }
+    println!("sampler step cases took {:.1} s", start.elapsed().as_secs_f32());
+}
+
+#[test]
+fn sampler_step_kernel_handles_prior_shaped_tensors_and_missing_noise() {
+    let Some(gpu) = wgpu_device() else { return };
+    // The prior steps [b, E] embeddings (sample prediction, clip 5).
+    let s = scheduler("fixed_small_log", "sample", Some(5.0));
+    let (b, e) = (2, 32);
+    let (o, x, z) = (values(b * e, 4), values(b * e, 5), values(b * e, 6));
+    let run = |device: &Device, kernel: bool| {
+        let args = (tensor(&o, [b, e], device), tensor(&x, [b, e], device), Some(tensor(&z, [b, e], device)));
+        let out = if kernel {
+            sampler::kernel(Rule::Ddpm(&s), args.0, None, 800, Some(600), args.1, args.2)
+        } else {
+            sampler::reference(Rule::Ddpm(&s), args.0, None, 800, Some(600), args.1, args.2)
+        };
+        let out = out.expect("step");
+        (to_vec(out.prev_sample), to_vec(out.pred_original_sample))
+    };
+    let (kp, kx) = run(&gpu, true);
+    let (rp, rx) = run(&Device::flex(), false);
+    assert_close("prior x_prev", &kp, &rp, 1e-5);
+    assert_close("prior x0", &kx, &rx, 1e-5);
+    // A noisy step without noise is the reference's error, not a silent zero.
+    let err = sampler::kernel(Rule::Ddpm(&s), tensor(&o, [b, e], &gpu), None, 800, Some(600), tensor(&x, [b, e], &gpu), None);
+    assert!(matches!(err, Err(unclip::diffusion::DiffusionError::MissingNoise)));
+}
+
+#[test]
+fn kernels_run_on_wgpu_only() {
+    assert!(!kernels::enabled(&Device::flex()), "flex must use the burn-ops references");
+    assert!(!kernels::is_wgpu(&Device::flex().autodiff()), "autodiff must use the burn-ops references");
+    if let Some(gpu) = wgpu_device() {
+        assert!(kernels::is_wgpu(&gpu));
+    }
+}
+
+/// x̂₀-like values: random, beyond the clip range, and every 1/1024 step of [-1.05, 1.05]
+/// (which includes the exact tie at 0 → 127.5 → 128).
+fn preview_values(n: usize) -> Vec<f32> {
+    let grid = (-1075..=1075).map(|i| i as f32 / 1024.0);
+    let random = values(n, 7).into_iter().map(|v| v * 1.2);
+    grid.chain(random).take(n).collect()
+}
+
+#[test]
+fn preview_pack_kernel_equals_host_conversion() {
+    let Some(gpu) = wgpu_device() else { return };
+    for (b, c, h, w) in [(2, 3, 32, 32), (1, 1, 7, 5), (1, 4, 9, 11)] {
+        let v = preview_values(b * c * h * w);
+        let x = tensor(&v, [b, c, h, w], &gpu);
+        let packed = preview::read_packed(preview::pack_kernel(x.clone()));
+        assert_eq!(packed.len(), b * h * w);
+        // Against the pipeline's own host conversion, byte for byte.
+        let host = to_pictures(x.clone());
+        let kernel = preview::unpack(&packed, [b, c, h, w]);
+        assert_eq!(kernel, host, "{b}x{c}x{h}x{w}: packed pixels differ from images::to_pictures");
+        assert!(packed.iter().all(|p| p >> 24 == 255), "alpha is opaque");
+        assert_eq!(packed, preview::pack_reference(x.clone()));
+        // The dispatching preview equals the host one.
+        assert_eq!(preview::to_preview(x.clone()), unclip::pipeline::images::to_preview(x));
+    }
+}
+
+fn group_norm_on(device: &Device, groups: usize, channels: usize) -> GroupNorm {
+    let mut norm = GroupNormConfig::new(groups, channels).with_epsilon(1e-5).init(device);
+    let g: Vec<f32> = values(channels, 11).iter().map(|v| 1.0 + 0.5 * v).collect();
+    let bta: Vec<f32> = values(channels, 12).iter().map(|v| 0.3 * v).collect();
+    norm.gamma = Some(Param::from_tensor(tensor(&g, [channels], device)));
+    norm.beta = Some(Param::from_tensor(tensor(&bta, [channels], device)));
+    norm
+}
+
+fn check_group_norm(gpu: &Device, dtype: DType, tol: f32) {
+    let cases = [(2usize, 64usize, 8usize, 16usize, 16usize), (1, 12, 4, 5, 7), (1, 32, 8, 32, 32)];
+    for (b, c, g, h, w) in cases {
+        let x_v: Vec<f32> = values(b * c * h * w, 13).iter().map(|v| 3.0 * v + 0.7).collect();
+        let add_v: Vec<f32> = values(b * c, 14);
+        let ss_v: Vec<f32> = values(b * 2 * c, 15).iter().map(|v| 0.5 * v).collect();
+        for mode in ["plain", "additive", "scale_shift"] {
+            let cond = |device: &Device, cast: &dyn Fn(Tensor<4>) -> Tensor<4>| match mode {
+                "plain" => TimeCond::None,
+                "additive" => TimeCond::Add(cast(tensor(&add_v, [b, c, 1, 1], device))),
+                _ => TimeCond::ScaleShift(cast(tensor(&ss_v, [b, 2 * c, 1, 1], device))),
+            };
+            let cast = |t: Tensor<4>| if dtype == DType::F32 { t } else { t.cast(dtype) };
+            let mut norm = group_norm_on(gpu, g, c);
+            if dtype != DType::F32 {
+                norm.gamma = norm.gamma.map(|p| Param::from_tensor(p.val().cast(dtype)));
+                norm.beta = norm.beta.map(|p| Param::from_tensor(p.val().cast(dtype)));
+            }
+            let x = cast(tensor(&x_v, [b, c, h, w], gpu));
+            let got = to_vec(group_norm::kernel(&norm, x.clone(), cond(gpu, &cast)).expect("kernel runs"));
+            let tag = format!("group norm {mode} {b}x{c}x{h}x{w}/{g} {dtype:?}");
+            if dtype == DType::F32 {
+                let same_device = to_vec(group_norm::reference(&norm, x, cond(gpu, &cast), Act::Silu));
+                assert_close(&format!("{tag} vs wgpu burn ops"), &got, &same_device, tol);
+            }
+            let cpu = Device::flex();
+            let id = |t: Tensor<4>| t;
+            let x_cpu = if dtype == DType::F32 {
+                tensor(&x_v, [b, c, h, w], &cpu)
+            } else {
+                tensor(&x_v.iter().map(|v| half::f16::from_f32(*v).to_f32()).collect::<Vec<_>>(), [b, c, h, w], &cpu)
+            };
+            let flex = to_vec(group_norm::reference(&group_norm_on(&cpu, g, c), x_cpu, cond(&cpu, &id), Act::Silu));
+            assert_close(&format!("{tag} vs flex"), &got, &flex, tol);
+        }
+    }
+}
+
+#[test]
+fn group_norm_silu_kernel_equals_burn_ops() {
+    let Some(gpu) = wgpu_device() else { return };
+    let start = Instant::now();
+    check_group_norm(&gpu, DType::F32, 1e-5);
+    println!("group norm cases took {:.1} s", start.elapsed().as_secs_f32());
+}
+
+#[test]
+fn f16_kernels_equal_burn_ops_within_1e_2() {
+    let Some(gpu) = wgpu_device() else { return };
+    if !gpu.supports_dtype(DType::F16) {
+        println!("skipped: this adapter has no SHADER_F16");
+        return;
+    }
+    let learned = scheduler("learned_range", "epsilon", Some(1.0));
+    let fixed = scheduler("fixed_small_log", "epsilon", None);
+    let sample_pred = scheduler("fixed_small_log", "sample", Some(5.0));
+    let ddim = ddim_of(&learned, false);
+    let ddim_clipped = ddim_of(&learned, true);
+    for case in step_cases(&learned, &fixed, &sample_pred, &ddim, &ddim_clipped) {
+        // f16 can't carry x̂₀ = (x − √(1−ᾱ)ε)/√ᾱ at t ≈ 1000 (×160 amplification) to 1e-2.
+        if case.t < 900 {
+            check_step(&case, &gpu, DType::F16, 1e-2);
+        }
+    }
+    check_group_norm(&gpu, DType::F16, 1e-2);
+    let v = preview_values(3 * 16 * 16);
+    let x = tensor(&v, [1, 3, 16, 16], &gpu).cast(DType::F16);
+    let packed = preview::read_packed(preview::pack_kernel(x.clone()));
+    assert_eq!(preview::unpack(&packed, [1, 3, 16, 16]), to_pictures(x), "f16 packing equals the host conversion");
+}
+
+fn stage(steps: usize, guidance: f32) -> StageParams {
+    StageParams { steps, guidance, sampler: Sampler::Ddpm, eta: 0.0 }
+}
+
+#[test]
+fn text_to_image_on_wgpu_equals_flex() {
+    let Some(gpu) = wgpu_device() else { return };
+    // The fixture call of tests/pipelines.rs: "a red circle", seed 0, 5/5/3 steps.
+    let p = GenerateParams {
+        prompt: "a red circle".into(),
+        num_images: 1,
+        seeds: Seeds { prior: 0, decoder: None },
+        prior: stage(5, 4.0),
+        decoder: stage(5, 8.0),
+        super_res_steps: 3,
+        best_of: 1,
+    };
+    let start = Instant::now();
+    let mut e = Engine::open(&tiny_model(), Device::flex()).expect("open on flex");
+    let want = silent(|ctl| e.text_to_image(&p, ctl)).expect("flex run");
+    let flex_s = start.elapsed().as_secs_f32();
+    let start = Instant::now();
+    let mut e = Engine::open(&tiny_model(), gpu).expect("open on wgpu");
+    let got = silent(|ctl| e.text_to_image(&p, ctl)).expect("wgpu run");
+    println!("text→image: flex {flex_s:.1} s, wgpu {:.1} s", start.elapsed().as_secs_f32());
+    assert_close("image embedding", &got.embeddings[0], &want.embeddings[0], 1e-3);
+    let (g, w) = (&got.pictures[0], &want.pictures[0]);
+    assert_eq!((g.width, g.height), (w.width, w.height));
+    // 1e-3 in [-1, 1] is a quarter of a u8 level: allow the rounding boundary, nothing more.
+    let max = g.rgb.iter().zip(&w.rgb).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap_or(0);
+    let off = g.rgb.iter().zip(&w.rgb).filter(|(a, b)| a != b).count();
+    println!("text→image pixels: max difference {max}/255, {off} of {} values differ", g.rgb.len());
+    assert!(max <= 1, "wgpu picture differs from flex by up to {max}/255");
+}
+
+/// Not a test: prints each kernel's time against the burn ops it replaces on this adapter.
+/// `cargo test --release --test kernels -- --ignored --nocapture bench_kernels`
+#[test]
+#[ignore]
+fn bench_kernels() {
+    let Some(gpu) = wgpu_device() else { return };
+    let iters = std::env::var("UNCLIP_BENCH_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    println!("{}", unclip::bench::run_kernels(&gpu, iters).expect("bench"));
+}
