@@ -26,6 +26,9 @@ pub struct Cli {
     /// A diffusers-layout unCLIP folder (default: the shipped model).
     #[arg(long, global = true)]
     pub model: Option<PathBuf>,
+    /// Open the app, generate PROMPT once, and close (a scripted end-to-end check).
+    #[arg(long, value_name = "PROMPT")]
+    pub smoke: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -44,6 +47,28 @@ pub enum Command {
     Train(TrainArgs),
     /// Measure a shapes model with the oracle; prints the README table and writes JSON.
     Eval(EvalArgs),
+    /// Benchmarks: text→image wall time (for tests/reference/bench_reference.py) or the WGSL
+    /// kernels against the burn ops they replace.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Times text→image at diffusers' default steps; prints one JSON line.
+    Pipeline {
+        #[arg(long, default_value = "a small red star on a blue background")]
+        prompt: String,
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
+    /// Each WGSL kernel against the composed burn ops it replaces (needs --device gpu).
+    Kernels {
+        #[arg(long, default_value_t = 20)]
+        iters: usize,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -294,6 +319,21 @@ pub fn run(cli: Cli) -> Result<(), String> {
     if let Command::Train(a) = &command {
         return train(a);
     }
+    if let Command::Bench(b) = &command {
+        let chosen = choose(cli.device)?;
+        let out = match b {
+            BenchCommand::Pipeline { prompt, warmup, repeat } => {
+                let model_dir = cli.model.clone().unwrap_or_else(default_model_dir);
+                crate::bench_pipeline::run_pipeline(&model_dir, chosen.device, prompt, *warmup, *repeat)?
+            }
+            BenchCommand::Kernels { iters } => {
+                eprintln!("device: {}", chosen.name);
+                crate::bench::run_kernels(&chosen.device, *iters)?
+            }
+        };
+        println!("{out}");
+        return Ok(());
+    }
     if let Command::Eval(a) = &command {
         let model_dir = cli.model.clone().unwrap_or_else(default_model_dir);
         let chosen = choose(cli.device)?;
@@ -374,7 +414,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             };
             save_all(&g, &a.decode.out, &format!("unclip-textdiff-{}", p.seed), &model_name, &op)
         }
-        Command::Train(_) | Command::Eval(_) => Err("handled above".into()),
+        Command::Train(_) | Command::Eval(_) | Command::Bench(_) => Err("handled above".into()),
         Command::Invert(a) => {
             let img = load(&a.image)?;
             let inv = engine.invert_image(&img, a.steps, a.guidance, &mut ctl).map_err(err)?;

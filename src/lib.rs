@@ -13,3 +13,4 @@ pub mod device;
 pub mod image_io;
 pub mod recipe;
 pub mod train;
+pub mod bench_pipeline;

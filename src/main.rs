@@ -4,7 +4,7 @@ fn main() {
     let cli = unclip::cli::Cli::parse();
     if cli.command.is_none() {
         // No command: the desktop app.
-        if let Err(e) = unclip::app::run(cli.model, cli.device) {
+        if let Err(e) = unclip::app::run(cli.model, cli.device, cli.smoke) {
             eprintln!("error: {e}");
             std::process::exit(1);
         }

@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use burn::backend::wgpu::wgpu;
@@ -24,7 +26,7 @@ use unclip::kernels::{self, preview};
 use unclip::model::config::SchedulerConfig;
 use unclip::model::nn::{Act, tensor_from, to_vec};
 use unclip::pipeline::images::to_pictures;
-use unclip::pipeline::{Engine, GenerateParams, Sampler, Seeds, StageParams, silent};
+use unclip::pipeline::{Control, Engine, GenerateParams, Progress, Sampler, Seeds, StageParams, silent};
 
 /// A wgpu device on a software adapter (lavapipe) when there is one, else on a GPU; `None`
 /// (with the reason printed) when wgpu sees no adapter.
@@ -49,9 +51,24 @@ fn wgpu_device() -> Option<Device> {
         );
         return None;
     };
+    quick_autotune();
     let names: Vec<String> = adapters.iter().map(|a| format!("{} ({:?}, {})", a.name, a.kind, a.backend)).collect();
     println!("wgpu adapters: {}; using {kind:?}", names.join(", "));
     Some(Device::wgpu(kind))
+}
+
+/// Software adapters spend minutes autotuning every new matmul/conv shape at cubecl's default
+/// level; the tests check values, not speed, so they tune minimally unless
+/// `CUBECL_AUTOTUNE_LEVEL` says otherwise.
+fn quick_autotune() {
+    use burn_cubecl::cubecl::config::autotune::AutotuneLevel;
+    use burn_cubecl::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
+    if std::env::var("CUBECL_AUTOTUNE_LEVEL").is_err() {
+        let mut cfg = CubeClRuntimeConfig::from_current_dir().override_from_env();
+        cfg.autotune.level = AutotuneLevel::Minimal;
+        // Refused (and harmless) once the configuration has been read.
+        let _ = CubeClRuntimeConfig::try_set(cfg);
+    }
 }
 
 /// Deterministic values, roughly uniform in [-1, 1).
@@ -362,7 +379,18 @@ fn text_to_image_on_wgpu_equals_flex() {
     let flex_s = start.elapsed().as_secs_f32();
     let start = Instant::now();
     let mut e = Engine::open(&tiny_model(), gpu).expect("open on wgpu");
-    let got = silent(|ctl| e.text_to_image(&p, ctl)).expect("wgpu run");
+    // With previews on, so the packing kernel runs inside the pipeline too; per-step times.
+    let mut previews = 0;
+    let mut sink = |progress: Progress| {
+        if let Progress::Step { stage, step, total, preview } = progress {
+            previews += preview.is_some() as usize;
+            println!("  {:6.1} s  {} {step}/{total}", start.elapsed().as_secs_f32(), stage.label());
+        }
+    };
+    let mut ctl = Control::new(Arc::new(AtomicBool::new(false)), &mut sink);
+    ctl.previews = true;
+    let got = e.text_to_image(&p, &mut ctl).expect("wgpu run");
+    assert!(previews > 0, "the decoder reports previews");
     println!("text→image: flex {flex_s:.1} s, wgpu {:.1} s", start.elapsed().as_secs_f32());
     assert_close("image embedding", &got.embeddings[0], &want.embeddings[0], 1e-3);
     let (g, w) = (&got.pictures[0], &want.pictures[0]);

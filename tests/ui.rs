@@ -67,6 +67,7 @@ fn config(dir: &Path, model: PathBuf) -> AppConfig {
         device: DevicePref::Cpu,
         data_dir: dir.join("data"),
         config_dir: dir.join("config"),
+        smoke: None,
     }
 }
 

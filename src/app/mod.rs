@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use egui::TextureHandle;
 
 use crate::device::DevicePref;
+use panels::Action;
 use crate::pipeline::Picture;
 use crate::recipe::{Operation, Recipe};
 use gallery::Gallery;
@@ -47,6 +48,9 @@ pub struct AppConfig {
     pub data_dir: PathBuf,
     /// `settings.json` lives here.
     pub config_dir: PathBuf,
+    /// `--smoke PROMPT`: generate once as soon as the model is ready, then close the window
+    /// a few seconds after the result (CI's end-to-end run of the real binary).
+    pub smoke: Option<String>,
 }
 
 impl AppConfig {
@@ -54,13 +58,20 @@ impl AppConfig {
     pub fn for_user(model: Option<PathBuf>, device: DevicePref) -> Result<Self, String> {
         let data = dirs::data_dir().ok_or("no data folder on this system (HOME unset?)")?;
         let config = dirs::config_dir().unwrap_or_else(|| data.clone());
-        Ok(Self { model, device, data_dir: data.join("unclip"), config_dir: config.join("unclip") })
+        Ok(Self { model, device, data_dir: data.join("unclip"), config_dir: config.join("unclip"), smoke: None })
     }
 }
 
 /// Opens the app window; returns when it is closed.
-pub fn run(model: Option<PathBuf>, device: DevicePref) -> Result<(), String> {
-    let config = AppConfig::for_user(model, device)?;
+pub fn run(model: Option<PathBuf>, device: DevicePref, smoke: Option<String>) -> Result<(), String> {
+    let mut config = AppConfig::for_user(model, device)?;
+    if let Some(prompt) = smoke {
+        // A smoke run must not touch the user's folders.
+        let dir = std::env::temp_dir().join(format!("unclip-smoke-{}", std::process::id()));
+        config.data_dir = dir.join("data");
+        config.config_dir = dir.join("config");
+        config.smoke = Some(prompt);
+    }
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("unclip")
@@ -131,6 +142,14 @@ pub struct UnclipApp {
     banner: Option<Banner>,
     /// The last thing that happened ("done in 1.2 s"), for the status bar.
     last_status: String,
+    smoke: Option<Smoke>,
+}
+
+/// Progress of a `--smoke` run.
+struct Smoke {
+    prompt: String,
+    queued: bool,
+    done_at: Option<Instant>,
 }
 
 impl UnclipApp {
@@ -173,6 +192,7 @@ impl UnclipApp {
             view: View::Empty,
             banner: None,
             last_status: String::new(),
+            smoke: config.smoke.clone().map(|prompt| Smoke { prompt, queued: false, done_at: None }),
         };
         if let Some(w) = settings_warning.or(gallery_warning) {
             app.error(w);
@@ -301,6 +321,35 @@ impl UnclipApp {
     }
 }
 
+impl UnclipApp {
+    /// `--smoke`: one generation, a gallery PNG, then close (the exit code tells CI).
+    fn drive_smoke(&mut self, ctx: &egui::Context) {
+        let Some(mut smoke) = self.smoke.take() else { return };
+        if !smoke.queued && self.model_ready() {
+            self.settings.prompt = smoke.prompt.clone();
+            self.act(ctx, Action::Generate);
+            smoke.queued = true;
+            eprintln!("smoke: generating {:?}", smoke.prompt);
+        }
+        if smoke.queued && smoke.done_at.is_none() && !self.is_busy() && self.gallery_len() > 0 {
+            eprintln!("smoke: result saved in {}", self.gallery_dir().display());
+            smoke.done_at = Some(Instant::now());
+        }
+        if let Some(t) = smoke.done_at {
+            // Leave time for a screenshot of the result.
+            if t.elapsed() > Duration::from_secs(4) {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+        }
+        if let Some(banner) = self.banner.as_ref().filter(|b| b.error) {
+            eprintln!("smoke: error banner: {}", banner.text);
+            std::process::exit(1);
+        }
+        ctx.request_repaint_after(Duration::from_millis(200));
+        self.smoke = Some(smoke);
+    }
+}
+
 fn absolute(p: PathBuf) -> PathBuf {
     std::fs::canonicalize(&p).unwrap_or(p)
 }
@@ -308,6 +357,7 @@ fn absolute(p: PathBuf) -> PathBuf {
 impl eframe::App for UnclipApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.pump(ctx);
+        self.drive_smoke(ctx);
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {

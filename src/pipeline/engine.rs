@@ -51,6 +51,9 @@ pub struct Caches {
     pub image_embeds: HashMap<u64, Vec<f32>>,
     /// Inverted x_T by (image hash, steps, guidance bits).
     pub inverted: HashMap<(u64, usize, u32), Vec<f32>>,
+    /// Prior samples for prompt endpoints of interpolations, by (prompt, seed): scrubbing θ
+    /// between two prompts must not re-run the prior for every frame.
+    pub prompt_embeds: HashMap<(String, u64), Vec<f32>>,
 }
 
 pub struct Engine {

@@ -193,12 +193,17 @@ impl Engine {
         match e {
             Endpoint::Image(img) => self.image_embedding(img, ctl),
             Endpoint::Prompt(text) => {
-                let params = GenerateParams { prompt: text.clone(), ..GenerateParams::default() };
+                let key = (text.clone(), p.seed);
+                if let Some(z) = self.caches.prompt_embeds.get(&key) {
+                    return Ok(z.clone());
+                }
+                let prior = GenerateParams::default().prior;
                 let cond = self.text_batch(text, 1, ctl)?;
                 let uncond = self.text_batch("", 1, ctl)?;
                 let mut noise = Noise::seeded(p.seed);
-                let z = self.run_prior(&cond, Some(&uncond), &params.prior, &mut noise, ctl)?;
-                Ok(to_vec(z))
+                let z = to_vec(self.run_prior(&cond, Some(&uncond), &prior, &mut noise, ctl)?);
+                self.caches.prompt_embeds.insert(key, z.clone());
+                Ok(z)
             }
         }
     }
