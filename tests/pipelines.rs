@@ -332,6 +332,11 @@ fn truncated_weights_are_a_clear_error_and_the_engine_keeps_working() {
     let bytes = std::fs::read(&w).unwrap();
     std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
     let mut e = Engine::open(&dir, cpu()).expect("folder layout is fine");
+    // Opening a folder can list the damage before anything runs.
+    let problems = e.folder.validate();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("prior") && problems[0].contains("truncated"), "{problems:?}");
+    assert!(unclip::model::folder::ModelFolder::open(&tiny_model()).unwrap().validate().is_empty());
     let err = silent(|ctl| e.text_to_image(&fixture_params(), ctl)).err().expect("must fail").to_string();
     assert!(err.contains("prior") && err.contains("truncated"), "{err}");
     // Variations do not need the prior and still work.

@@ -37,9 +37,13 @@ impl UnclipApp {
 
     fn on_event(&mut self, ctx: &egui::Context, e: Event) {
         match e {
-            Event::ModelReady { folder, device, is_gpu, can_generate, can_vary } => {
+            Event::ModelReady { folder, device, is_gpu, can_generate, can_vary, problems } => {
                 self.model_folder = folder;
                 self.model = ModelState::Ready { device, is_gpu, can_generate, can_vary };
+                if let Some(first) = problems.first() {
+                    let more = if problems.len() > 1 { format!(" (and {} more)", problems.len() - 1) } else { String::new() };
+                    self.error(format!("this model folder has a problem: {first}{more}"));
+                }
             }
             Event::ModelFailed { folder, message } => {
                 self.model = ModelState::Failed(message.clone());

@@ -108,6 +108,8 @@ pub enum Event {
         is_gpu: bool,
         can_generate: bool,
         can_vary: bool,
+        /// Broken configs or weight files found up front, one line each.
+        problems: Vec<String>,
     },
     /// Opening a folder (or choosing a device) failed; the message says why, in one line.
     ModelFailed {
@@ -223,6 +225,7 @@ impl State {
         match result {
             Ok((engine, chosen)) => {
                 let (can_generate, can_vary) = (engine.folder.can_generate(), engine.folder.can_vary());
+                let problems = engine.folder.validate();
                 self.engine = Some(engine);
                 out.send(Event::ModelReady {
                     folder: folder.to_path_buf(),
@@ -230,6 +233,7 @@ impl State {
                     is_gpu: chosen.is_gpu,
                     can_generate,
                     can_vary,
+                    problems,
                 });
             }
             Err(message) => {

@@ -133,6 +133,54 @@ impl ModelFolder {
         load_into(unet::super_res::init(&cfg, device)?, &self.weights(component)?, dtype)
     }
 
+    /// Problems that would only surface on first use: configs that do not parse and weight
+    /// files whose header is broken or truncated, one line each (empty when all is well).
+    pub fn validate(&self) -> Vec<String> {
+        use super::config::{ClipTextConfig, ClipVisionConfig, DecoderConfig, PriorConfig, SuperResConfig, TextProjConfig};
+        fn parse<T: serde::de::DeserializeOwned>(p: &Path) -> Option<String> {
+            config::read_config::<T>(p).err().map(|e| e.to_string())
+        }
+        let mut problems = Vec::new();
+        let checks: [(&str, fn(&Path) -> Option<String>); 8] = [
+            ("text_encoder", parse::<ClipTextConfig>),
+            ("image_encoder", parse::<ClipVisionConfig>),
+            ("prior", parse::<PriorConfig>),
+            ("text_proj", parse::<TextProjConfig>),
+            ("decoder", parse::<DecoderConfig>),
+            ("super_res_first", parse::<SuperResConfig>),
+            ("super_res_last", parse::<SuperResConfig>),
+            ("feature_extractor", |p: &Path| {
+                parse::<ImageProcessorConfig>(&p.parent().unwrap_or(p).join("preprocessor_config.json"))
+            }),
+        ];
+        for (component, check) in checks {
+            if !self.has(component) {
+                continue;
+            }
+            if let Some(e) = check(&self.config_path(component)) {
+                problems.push(e);
+            }
+            if component != "feature_extractor"
+                && let Err(e) = self.weights(component).and_then(|f| super::weights::check_file(&f))
+            {
+                problems.push(e.to_string());
+            }
+        }
+        for s in ["prior_scheduler", "decoder_scheduler", "super_res_scheduler"] {
+            if self.has(s)
+                && let Err(e) = self.scheduler(s)
+            {
+                problems.push(e.to_string());
+            }
+        }
+        if self.has("tokenizer")
+            && let Err(e) = self.tokenizer()
+        {
+            problems.push(e.to_string());
+        }
+        problems
+    }
+
     /// `sample_size` of a component's config, if it states one.
     pub fn sample_size(&self, component: &str) -> Option<usize> {
         let v: serde_json::Value = config::read_config(&self.config_path(component)).ok()?;

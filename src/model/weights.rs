@@ -42,6 +42,11 @@ pub fn weight_file(dir: &Path) -> Result<PathBuf, ModelError> {
     })
 }
 
+/// Checks a weights file's header and extent without loading it.
+pub fn check_file(file: &Path) -> Result<(), ModelError> {
+    check_header(file).map(|_| ()).map_err(|message| ModelError::Weights { path: file.to_path_buf(), message })
+}
+
 /// Loads `file` into `module`, casting every float to `dtype`.
 pub fn load_into<M: Module + ModuleSnapshot>(mut module: M, file: &Path, dtype: DType) -> Result<M, ModelError> {
     let bad = |message: String| ModelError::Weights { path: file.to_path_buf(), message };

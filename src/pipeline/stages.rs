@@ -5,12 +5,14 @@
 use burn::prelude::*;
 
 use super::engine::{Engine, PromptEncoding, part};
-use super::images::{resize_batch, to_preview};
+use super::images::resize_batch;
 use super::noise::Noise;
 use super::{Control, PipelineError, Progress, Sampler, Stage, StageParams};
 use crate::diffusion::ddim::Ddim;
 use crate::diffusion::guidance::{guide_decoder, guide_prior};
 use crate::diffusion::unclip_scheduler::UnclipScheduler;
+use crate::kernels::preview::to_preview;
+use crate::kernels::sampler::{self as sampler_kernel, Rule};
 use crate::model::nn::to_vec;
 use crate::model::unet::attention::Context;
 use crate::model::unet::decoder::mask_bias;
@@ -103,7 +105,7 @@ impl Engine {
             let input = if uncond.is_some() { Tensor::cat(vec![latents.clone(), latents.clone()], 0) } else { latents.clone() };
             let out = prior.forward(input, t as f32, text.embeds.clone(), text.hidden.clone(), &text.mask);
             let pred = if uncond.is_some() { guide_prior(out, p.guidance) } else { out };
-            latents = step(sched, &ddim, p, pred, t, prev, latents, noise, &self.device)?.0;
+            latents = step(sched, &ddim, p, pred, None, t, prev, latents, noise, &self.device)?.0;
             ctl.report(Progress::Step { stage: Stage::Prior, step: i + 1, total: timesteps.len(), preview: None });
         }
         ensure_finite(&latents, "prior")?;
@@ -142,14 +144,19 @@ impl Engine {
         additive: &Tensor<2>,
         guided: Option<f32>,
     ) -> Result<Tensor<4>, PipelineError> {
-        let decoder = part!(self, decoder)?;
         let channels = latents.dims()[1];
-        let input = if guided.is_some() { Tensor::cat(vec![latents.clone(), latents.clone()], 0) } else { latents.clone() };
-        let out = decoder.forward(input, t as f32, Some(additive.clone()), Some(ctx));
+        let out = self.decoder_raw(latents, t, ctx, additive, guided.is_some())?;
         Ok(match guided {
             Some(scale) => guide_decoder(out, channels, scale),
             None => out,
         })
+    }
+
+    /// The decoder's raw output: the `[uncond; cond]` batch `[2b, ..]` when `cfg`.
+    fn decoder_raw(&self, latents: &Tensor<4>, t: usize, ctx: &Context, additive: &Tensor<2>, cfg: bool) -> Result<Tensor<4>, PipelineError> {
+        let decoder = part!(self, decoder)?;
+        let input = if cfg { Tensor::cat(vec![latents.clone(), latents.clone()], 0) } else { latents.clone() };
+        Ok(decoder.forward(input, t as f32, Some(additive.clone()), Some(ctx)))
     }
 
     /// Decoder: image embeddings `[b, E]` → images `[b, 3, s, s]` in [-1, 1]. `start` is x_T
@@ -181,8 +188,9 @@ impl Engine {
         for (i, &t) in timesteps.iter().enumerate() {
             ctl.check()?;
             let prev = timesteps.get(i + 1).copied();
-            let out = self.decoder_eval(&latents, t, &ctx, &additive, guided)?;
-            let (next, x0) = step(sched, &ddim, p, out, t, prev, latents, noise, &self.device)?;
+            // Guidance happens inside the step (fused into the sampler kernel on wgpu).
+            let out = self.decoder_raw(&latents, t, &ctx, &additive, guided.is_some())?;
+            let (next, x0) = step(sched, &ddim, p, out, guided, t, prev, latents, noise, &self.device)?;
             latents = next;
             let preview = if ctl.previews { Some(to_preview(x0)) } else { None };
             ctl.report(Progress::Step { stage: Stage::Decoder, step: i + 1, total: timesteps.len(), preview });
@@ -253,7 +261,7 @@ impl Engine {
             let input = Tensor::cat(vec![latents.clone(), upscaled.clone()], 1);
             let out = unet.forward(input, t as f32, None, None);
             let prev = timesteps.get(i + 1).copied();
-            let (next, x0) = step(sched, &ddim, &p, out, t, prev, latents, noise, &self.device)?;
+            let (next, x0) = step(sched, &ddim, &p, out, None, t, prev, latents, noise, &self.device)?;
             latents = next;
             let preview = if ctl.previews { Some(to_preview(x0)) } else { None };
             ctl.report(Progress::Step { stage: Stage::SuperRes, step: i + 1, total: timesteps.len(), preview });
@@ -275,13 +283,16 @@ fn ddim_for(s: &UnclipScheduler) -> Ddim {
 }
 
 /// One sampler step with the noise drawn (only) when the step needs it, in the
-/// reference's order. Returns (x_prev, x̂₀).
+/// reference's order. `guidance`: `model_output` is the `[uncond; cond]` batch to combine
+/// (`guide_decoder`) first. On wgpu the whole step is one WGSL kernel (`kernels::sampler`),
+/// elsewhere the burn ops. Returns (x_prev, x̂₀).
 #[allow(clippy::too_many_arguments)]
 fn step<const D: usize>(
     sched: &UnclipScheduler,
     ddim: &Ddim,
     p: &StageParams,
     model_output: Tensor<D>,
+    guidance: Option<f32>,
     t: usize,
     prev: Option<usize>,
     sample: Tensor<D>,
@@ -289,16 +300,17 @@ fn step<const D: usize>(
     device: &Device,
 ) -> Result<(Tensor<D>, Tensor<D>), PipelineError> {
     let shape: [usize; D] = sample.dims();
-    let out = match p.sampler {
+    let (rule, z) = match p.sampler {
         Sampler::Ddpm => {
             let z = if sched.needs_noise(t) { Some(noise.draw(shape, device)?) } else { None };
-            sched.step(model_output, t, prev, sample, z)?
+            (Rule::Ddpm(sched), z)
         }
         Sampler::Ddim => {
             let z = if ddim.needs_noise(t, prev, p.eta) { Some(noise.draw(shape, device)?) } else { None };
-            ddim.step(model_output, t, prev, sample, p.eta, z)?
+            (Rule::Ddim { ddim, eta: p.eta }, z)
         }
     };
+    let out = sampler_kernel::step(rule, model_output, guidance, t, prev, sample, z)?;
     Ok((out.prev_sample, out.pred_original_sample))
 }
 

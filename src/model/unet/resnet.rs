@@ -5,6 +5,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 
+use crate::kernels::group_norm::{TimeCond, group_norm_act};
 use crate::model::nn::Act;
 
 /// How a resnet resamples (inside the block, after norm1 + activation).
@@ -67,7 +68,9 @@ impl ResnetBlock2D {
     pub fn forward(&self, x: Tensor<4>, temb: Tensor<2>) -> Tensor<4> {
         let s = &self.settings;
         let mut skip = x.clone();
-        let mut h = s.act.forward(self.norm1.forward(x));
+        // act(norm(·)) and its time-conditioned forms: one WGSL kernel on wgpu when the
+        // activation is SiLU, the same burn ops as always elsewhere (kernels::group_norm).
+        let mut h = group_norm_act(&self.norm1, x, TimeCond::None, s.act);
         match self.resample {
             Resample::None => {}
             Resample::Up => {
@@ -84,15 +87,10 @@ impl ResnetBlock2D {
         let t = self.time_emb_proj.forward(temb);
         let [b, tc] = t.dims();
         let t = t.reshape([b, tc, 1, 1]);
-        let h = if s.scale_shift {
-            let c = tc / 2;
-            let scale = t.clone().narrow(1, 0, c);
-            let shift = t.narrow(1, c, c);
-            self.norm2.forward(h) * (scale.add_scalar(1.0)) + shift
-        } else {
-            self.norm2.forward(h + t)
-        };
-        let h = self.conv2.forward(s.act.forward(h));
+        // scale_shift: act(norm2(h)·(1 + scale) + shift) with t = [scale; shift];
+        // default: act(norm2(h + t)).
+        let cond = if s.scale_shift { TimeCond::ScaleShift(t) } else { TimeCond::Add(t) };
+        let h = self.conv2.forward(group_norm_act(&self.norm2, h, cond, s.act));
         if let Some(sc) = &self.conv_shortcut {
             skip = sc.forward(skip);
         }
