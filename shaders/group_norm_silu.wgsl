@@ -82,25 +82,31 @@ fn main(
     let eps = bitcast<f32>(param(5u));
 
     let index = wid.y * nwg.x + wid.x;
-    let per_group = channels / groups;
-    // Out-of-range workgroups get an empty range instead of returning early.
-    var count: u32 = per_group * hw;
+    // Out-of-range workgroups get no channels instead of returning early.
+    var per_group: u32 = channels / groups;
     if (index >= batch * groups) {
-        count = 0u;
+        per_group = 0u;
     }
+    let count = per_group * hw;
     let bi = index / groups;
     let g = index % groups;
     let c0 = g * per_group;
     let base = (bi * channels + c0) * hw;
 
+    // The loops run channel by channel so the channel index (conditioning, γ, β) is
+    // loop-invariant and no invocation divides.
+
     // pass 1: mean
     var acc: f32 = 0.0;
-    for (var j: u32 = lid; j < count; j = j + WG) {
-        var v = load_x(base + j);
+    for (var cc: u32 = 0u; cc < per_group; cc = cc + 1u) {
+        var add: f32 = 0.0;
         if (mode == 1u) {
-            v = v + load_cond(bi * channels + c0 + j / hw);
+            add = load_cond(bi * channels + c0 + cc);
         }
-        acc = acc + v;
+        let off = base + cc * hw;
+        for (var p: u32 = lid; p < hw; p = p + WG) {
+            acc = acc + (load_x(off + p) + add);
+        }
     }
     partial[lid] = acc;
     reduce(lid);
@@ -109,34 +115,48 @@ fn main(
 
     // pass 2: biased variance of the deviations
     acc = 0.0;
-    for (var j: u32 = lid; j < count; j = j + WG) {
-        var v = load_x(base + j);
+    for (var cc: u32 = 0u; cc < per_group; cc = cc + 1u) {
+        var add: f32 = 0.0;
         if (mode == 1u) {
-            v = v + load_cond(bi * channels + c0 + j / hw);
+            add = load_cond(bi * channels + c0 + cc);
         }
-        let d = v - mean;
-        acc = acc + d * d;
+        let off = base + cc * hw;
+        for (var p: u32 = lid; p < hw; p = p + WG) {
+            let d = (load_x(off + p) + add) - mean;
+            acc = acc + d * d;
+        }
     }
     partial[lid] = acc;
     reduce(lid);
     let denom = sqrt(partial[0] / f32(max(count, 1u)) + eps);
 
     // pass 3: normalise, affine, condition, SiLU
-    for (var j: u32 = lid; j < count; j = j + WG) {
-        let ch = c0 + j / hw;
-        var v = load_x(base + j);
+    for (var cc: u32 = 0u; cc < per_group; cc = cc + 1u) {
+        let ch = c0 + cc;
+        var add: f32 = 0.0;
+        var scale1: f32 = 1.0;
+        var shift: f32 = 0.0;
         if (mode == 1u) {
-            v = v + load_cond(bi * channels + ch);
+            add = load_cond(bi * channels + ch);
         }
-        var h = (v - mean) / denom * load_gamma(ch) + load_beta(ch);
         if (mode == 2u) {
             let row = bi * 2u * channels;
-            h = h * (load_cond(row + ch) + 1.0) + load_cond(row + channels + ch);
+            scale1 = load_cond(row + ch) + 1.0;
+            shift = load_cond(row + channels + ch);
         }
-        let res = h * (1.0 / (1.0 + exp(-h)));
-        let k = base + j;
-        if (k < arrayLength(&y)) {
-            y[k] = {{ elem }}(res);
+        let gm = load_gamma(ch);
+        let bt = load_beta(ch);
+        let off = base + cc * hw;
+        for (var p: u32 = lid; p < hw; p = p + WG) {
+            var h = ((load_x(off + p) + add) - mean) / denom * gm + bt;
+            if (mode == 2u) {
+                h = h * scale1 + shift;
+            }
+            let res = h * (1.0 / (1.0 + exp(-h)));
+            let k = off + p;
+            if (k < arrayLength(&y)) {
+                y[k] = {{ elem }}(res);
+            }
         }
     }
 }

@@ -12,6 +12,7 @@
 @group(0) @binding(2) var<storage, read_write> params: array<u32>;
 
 // params: [pixels (b·hw), c, hw]
+// Dispatch: workgroup (x, y) packs pixels [256x, 256x + 256) of image y.
 
 fn param(i: u32) -> u32 {
     if (i < arrayLength(&params)) {
@@ -27,17 +28,17 @@ fn to_u8(v: f32) -> u32 {
 @compute @workgroup_size(256)
 fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
 ) {
-    let i = gid.y * (nwg.x * 256u) + gid.x;
     let pixels = param(0u);
-    if (i >= pixels || i >= arrayLength(&packed)) {
-        return;
-    }
     let c = max(param(1u), 1u);
     let hw = max(param(2u), 1u);
-    let bi = i / hw;
-    let p = i % hw;
+    let bi = wid.y;
+    let p = gid.x;
+    let i = bi * hw + p;
+    if (p >= hw || i >= pixels || i >= arrayLength(&packed)) {
+        return;
+    }
     var word: u32 = 255u << 24u;
     for (var k: u32 = 0u; k < 3u; k = k + 1u) {
         let j = (bi * c + min(k, c - 1u)) * hw + p;

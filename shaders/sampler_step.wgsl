@@ -1,7 +1,10 @@
 {{ enable }}
 // Fused guided sampler step (unCLIP decoder / super-resolution / prior).
 //
-// One invocation per element of the sample x_t ([b, c, hw] flattened). In one pass it
+// One invocation per element of the sample x_t ([b, c, hw]). Row mode (F_ROWS, when hw fills
+// workgroups): workgroup (x, y) covers pixels [256x, 256x + 256) of row y = (batch, channel), so
+// no invocation divides; flat mode (small hw, e.g. the prior's [b, E]): one index over all
+// elements, split with division. In one pass it
 //   1. combines classifier-free guidance: ε = ε_u + (ε_c − ε_u)·s, where the model output holds
 //      [uncond; cond] rows (the learned-variance channels come from the cond half), or reads an
 //      already-guided / unguided output,
@@ -45,6 +48,7 @@ const F_DDIM: u32 = 8u;       // DDIM-η update (else DDPM posterior)
 const F_NOISE: u32 = 16u;     // add noise
 const F_LEARNED: u32 = 32u;   // learned_range variance from channels [c, 2c)
 const F_CLIPPED_EPS: u32 = 64u; // DDIM: recompute ε from the clipped x̂₀
+const F_ROWS: u32 = 128u;     // row-mode dispatch (see the top)
 
 fn param(i: u32) -> u32 {
     if (i < arrayLength(&params)) {
@@ -68,23 +72,40 @@ fn load_out(row: u32, ch: u32, p: u32, c_out: u32, hw: u32) -> f32 {
 @compute @workgroup_size(256)
 fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let i = gid.y * (nwg.x * 256u) + gid.x;
     let n = param(P_N);
-    if (i >= n || i >= arrayLength(&sample) || i >= arrayLength(&prev_out) || i >= arrayLength(&x0_out)) {
-        return;
-    }
     let c = max(param(P_C), 1u);
     let hw = max(param(P_HW), 1u);
     let c_out = param(P_C_OUT);
     let b = param(P_B);
     let flags = param(P_FLAGS);
 
-    let bi = i / (c * hw);
-    let rem = i % (c * hw);
-    let ch = rem / hw;
-    let p = rem % hw;
+    var i: u32;
+    var bi: u32;
+    var ch: u32;
+    var p: u32;
+    if ((flags & F_ROWS) != 0u) {
+        // Per-workgroup (uniform) split of the row; per-invocation only the pixel.
+        let row = wid.y;
+        bi = row / c;
+        ch = row % c;
+        p = gid.x;
+        if (p >= hw) {
+            return;
+        }
+        i = row * hw + p;
+    } else {
+        i = gid.y * (nwg.x * 256u) + gid.x;
+        bi = i / (c * hw);
+        let rem = i % (c * hw);
+        ch = rem / hw;
+        p = rem % hw;
+    }
+    if (i >= n || i >= arrayLength(&sample) || i >= arrayLength(&prev_out) || i >= arrayLength(&x0_out)) {
+        return;
+    }
 
     // 1. guidance
     var pred: f32;

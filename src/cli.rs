@@ -124,6 +124,9 @@ pub struct DecodeArgs {
     /// Output PNG (numbered when there are several).
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
+    /// Write all pictures of the run side by side in one PNG instead of one file each.
+    #[arg(long)]
+    pub grid: bool,
 }
 
 impl DecodeArgs {
@@ -175,6 +178,9 @@ pub struct GenerateArgs {
     pub best_of: usize,
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
+    /// Write all pictures side by side in one PNG.
+    #[arg(long)]
+    pub grid: bool,
 }
 
 impl GenerateArgs {
@@ -229,8 +235,9 @@ pub struct TextDiffArgs {
     /// A caption of the current image ("" by default).
     #[arg(long, default_value = "")]
     pub from: String,
-    #[arg(long, default_value_t = 0.25)]
-    pub theta: f32,
+    /// Strength(s), comma-separated for a sweep (e.g. 0,0.1,0.2,0.3,0.4,0.5).
+    #[arg(long, default_value = "0.25", value_delimiter = ',')]
+    pub theta: Vec<f32>,
     #[command(flatten)]
     pub decode: DecodeArgs,
 }
@@ -301,7 +308,13 @@ fn output_paths(out: &Option<PathBuf>, default_stem: &str, n: usize) -> Vec<Path
     (1..=n).map(|i| base.with_file_name(format!("{stem}-{i}.{ext}"))).collect()
 }
 
-fn save_all(g: &Generated, out: &Option<PathBuf>, stem: &str, model: &str, op: &Operation) -> Result<(), String> {
+fn save_all(g: &Generated, out: &Option<PathBuf>, stem: &str, model: &str, op: &Operation, grid: bool) -> Result<(), String> {
+    if grid {
+        let path = out.clone().unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
+        save_png(&path, &crate::pipeline::images::strip(&g.pictures), Some(&Recipe::new(model.to_string(), 0, op.clone())))?;
+        println!("{}", path.display());
+        return Ok(());
+    }
     for (i, (pic, path)) in g.pictures.iter().zip(output_paths(out, stem, g.pictures.len())).enumerate() {
         save_png(&path, pic, Some(&Recipe::new(model.to_string(), i, op.clone())))?;
         println!("{}", path.display());
@@ -359,14 +372,14 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Generate(a) => {
             let p = a.params();
             let g = engine.text_to_image(&p, &mut ctl).map_err(err)?;
-            save_all(&g, &a.out, &format!("unclip-{}", p.seeds.prior), &model_name, &Operation::Generate(p))
+            save_all(&g, &a.out, &format!("unclip-{}", p.seeds.prior), &model_name, &Operation::Generate(p), a.grid)
         }
         Command::Vary(a) => {
             let img = load(&a.image)?;
             let p = a.decode.params();
             let g = engine.variations(&img, &p, &mut ctl).map_err(err)?;
             let op = Operation::Variations { source: a.image.display().to_string(), params: p.clone() };
-            save_all(&g, &a.decode.out, &format!("unclip-vary-{}", p.seed), &model_name, &op)
+            save_all(&g, &a.decode.out, &format!("unclip-vary-{}", p.seed), &model_name, &op, a.decode.grid)
         }
         Command::Interpolate(a) => {
             let (ia, ib) = (load(&a.image_a)?, load(&a.image_b)?);
@@ -386,7 +399,8 @@ pub fn run(cli: Cli) -> Result<(), String> {
             let (ea, eb) = (Endpoint::Image(ia), Endpoint::Image(ib));
             let stem = format!("unclip-interp-{}", p.seed);
             let base = a.decode.out.clone().unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
-            let paths = output_paths(&Some(base), &stem, thetas.len());
+            let paths = output_paths(&Some(base.clone()), &stem, thetas.len());
+            let mut frames = Vec::new();
             for (theta, path) in thetas.iter().zip(paths) {
                 let g = engine.interpolate(&ea, &eb, *theta, start, &p, &mut ctl).map_err(err)?;
                 let op = Operation::Interpolate {
@@ -396,7 +410,15 @@ pub fn run(cli: Cli) -> Result<(), String> {
                     start,
                     params: p.clone(),
                 };
-                save_all(&g, &Some(path), &stem, &model_name, &op)?;
+                if a.decode.grid {
+                    frames.extend(g.pictures);
+                } else {
+                    save_all(&g, &Some(path), &stem, &model_name, &op, false)?;
+                }
+            }
+            if a.decode.grid {
+                save_png(&base, &crate::pipeline::images::strip(&frames), None)?;
+                println!("{}", base.display());
             }
             Ok(())
         }
@@ -404,15 +426,30 @@ pub fn run(cli: Cli) -> Result<(), String> {
             let img = load(&a.image)?;
             let mut p = a.decode.params();
             p.num_images = 1;
-            let g = engine.text_diff(&img, &a.to, &a.from, a.theta, &p, &mut ctl).map_err(err)?;
-            let op = Operation::TextDiff {
-                source: a.image.display().to_string(),
-                to: a.to.clone(),
-                from: a.from.clone(),
-                theta: a.theta,
-                params: p.clone(),
-            };
-            save_all(&g, &a.decode.out, &format!("unclip-textdiff-{}", p.seed), &model_name, &op)
+            let stem = format!("unclip-textdiff-{}", p.seed);
+            let paths = output_paths(&a.decode.out, &stem, a.theta.len());
+            let mut frames = Vec::new();
+            for (theta, path) in a.theta.iter().zip(paths) {
+                let g = engine.text_diff(&img, &a.to, &a.from, *theta, &p, &mut ctl).map_err(err)?;
+                let op = Operation::TextDiff {
+                    source: a.image.display().to_string(),
+                    to: a.to.clone(),
+                    from: a.from.clone(),
+                    theta: *theta,
+                    params: p.clone(),
+                };
+                if a.decode.grid {
+                    frames.extend(g.pictures);
+                } else {
+                    save_all(&g, &Some(path), &stem, &model_name, &op, false)?;
+                }
+            }
+            if a.decode.grid {
+                let out = a.decode.out.clone().unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
+                save_png(&out, &crate::pipeline::images::strip(&frames), None)?;
+                println!("{}", out.display());
+            }
+            Ok(())
         }
         Command::Train(_) | Command::Eval(_) | Command::Bench(_) => Err("handled above".into()),
         Command::Invert(a) => {

@@ -13,7 +13,7 @@ use burn::nn::GroupNorm;
 use burn::prelude::*;
 use burn_cubecl::tensor::CubeTensor;
 
-use super::{WgslKernels, Wgsl, contiguous, empty_like, f32_bits, kernel_dtype, launch_wgsl};
+use super::{WgslKernels, Wgsl, contiguous, cube_count, empty_like, f32_bits, kernel_dtype, launch_wgsl};
 use crate::model::nn::Act;
 
 const SOURCE: &str = include_str!("../../shaders/group_norm_silu.wgsl");
@@ -117,6 +117,6 @@ pub(crate) fn launch(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, cond: C
     let y = empty_like(&x, x.meta.shape().clone(), x.dtype);
     let workgroups = (params.words[0] * params.words[2]) as usize;
     let kernel = Wgsl { name: "group_norm_silu", source: SOURCE, dtype: x.dtype };
-    launch_wgsl(kernel, workgroups, &[&x, &gamma, &beta, &cond, &y], &params.words);
+    launch_wgsl(kernel, cube_count(workgroups), &[&x, &gamma, &beta, &cond, &y], &params.words);
     y
 }

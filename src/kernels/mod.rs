@@ -152,8 +152,9 @@ pub(crate) fn cube_count(workgroups: usize) -> CubeCount {
     CubeCount::Static(x, y, 1)
 }
 
-/// Launches `kernel` with `tensors` bound in order, then a `params` word buffer last.
-pub(crate) fn launch_wgsl(kernel: Wgsl, workgroups: usize, tensors: &[&CubeTensor], params: &[u32]) {
+/// Launches `kernel` over `count` workgroups with `tensors` bound in order, then a `params`
+/// word buffer last.
+pub(crate) fn launch_wgsl(kernel: Wgsl, count: CubeCount, tensors: &[&CubeTensor], params: &[u32]) {
     let client = tensors[0].client.clone();
     let bytes: Vec<u8> = params.iter().flat_map(|w| w.to_le_bytes()).collect();
     let params = client.create_from_slice(&bytes);
@@ -161,7 +162,7 @@ pub(crate) fn launch_wgsl(kernel: Wgsl, workgroups: usize, tensors: &[&CubeTenso
     buffers.push(params.binding());
     client.launch(
         Box::new(SourceKernel::new(kernel, CubeDim::new_1d(WORKGROUP))),
-        cube_count(workgroups),
+        count,
         KernelArguments::new().with_buffers(buffers),
     );
 }

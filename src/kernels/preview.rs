@@ -9,6 +9,7 @@ use burn::backend::Dispatch;
 use burn::backend::fusion::custom::TensorSpec;
 use burn::prelude::*;
 use burn::tensor::{DType, Shape};
+use burn_cubecl::cubecl::CubeCount;
 use burn_cubecl::tensor::CubeTensor;
 
 use super::{WgslKernels, Wgsl, contiguous, empty_like, kernel_dtype, launch_wgsl};
@@ -35,7 +36,7 @@ pub fn pack(x: Tensor<4>) -> Vec<u32> {
 
 fn supported(x: &Tensor<4>) -> bool {
     let n = x.shape().num_elements();
-    kernel_dtype(x.dtype()) && n > 0 && n < u32::MAX as usize / 2
+    kernel_dtype(x.dtype()) && n > 0 && n < u32::MAX as usize / 2 && x.dims()[0] <= 65_535
 }
 
 /// The kernel: a `[b, h, w]` u32 tensor on `x`'s (wgpu) device.
@@ -102,6 +103,8 @@ pub(crate) fn launch(x: CubeTensor) -> CubeTensor {
     let out = empty_like(&x, Shape::new([b, h, w]), DType::U32);
     let pixels = b * h * w;
     let kernel = Wgsl { name: "preview_pack", source: SOURCE, dtype: x.dtype };
-    launch_wgsl(kernel, pixels.div_ceil(super::WORKGROUP as usize), &[&x, &out], &[pixels as u32, c as u32, (h * w) as u32]);
+    // Workgroup (x, y): pixels [256x, 256x + 256) of image y.
+    let count = CubeCount::Static((h * w).div_ceil(super::WORKGROUP as usize) as u32, b as u32, 1);
+    launch_wgsl(kernel, count, &[&x, &out], &[pixels as u32, c as u32, (h * w) as u32]);
     out
 }

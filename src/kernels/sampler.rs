@@ -9,7 +9,9 @@ use burn::backend::Dispatch;
 use burn::prelude::*;
 use burn_cubecl::tensor::CubeTensor;
 
-use super::{WgslKernels, Wgsl, contiguous, empty_like, f32_bits, kernel_dtype, launch_wgsl};
+use burn_cubecl::cubecl::CubeCount;
+
+use super::{WgslKernels, Wgsl, contiguous, cube_count, empty_like, f32_bits, kernel_dtype, launch_wgsl};
 use crate::diffusion::ddim::Ddim;
 use crate::diffusion::guidance::guide_decoder;
 use crate::diffusion::unclip_scheduler::{UnclipScheduler, Variance};
@@ -40,6 +42,7 @@ const F_DDIM: u32 = 8;
 const F_NOISE: u32 = 16;
 const F_LEARNED: u32 = 32;
 const F_CLIPPED_EPS: u32 = 64;
+const F_ROWS: u32 = 128;
 
 /// One sampler step t → `prev` on `model_output` (the CFG batch `[uncond; cond]` of `2b` rows
 /// when `guidance` is `Some(scale)`, else already guided or unguided, `b` rows). `noise` must
@@ -238,6 +241,10 @@ fn plan<const D: usize>(
     // As Prediction::x0 / x0_and_eps.
     w[7] = f32_bits(ab_t.sqrt());
     w[8] = f32_bits((1.0 - ab_t).sqrt());
+    // Row-mode dispatch (no per-invocation division) when a row fills workgroups.
+    if hw >= super::WORKGROUP as usize && b * c <= 65_535 {
+        flags |= F_ROWS;
+    }
     w[5] = flags;
     Ok(Some(SamplerParams { words: w }))
 }
@@ -259,8 +266,14 @@ pub(crate) fn launch(model_out: CubeTensor, sample: CubeTensor, noise: CubeTenso
     let dtype = sample.dtype;
     let prev = empty_like(&sample, shape.clone(), dtype);
     let x0 = empty_like(&sample, shape, dtype);
-    let n = params.words[0] as usize;
+    let [n, c, hw, _, b, flags] = [0, 1, 2, 3, 4, 5].map(|i| params.words[i] as usize);
+    let wg = super::WORKGROUP as usize;
+    let count = if flags as u32 & F_ROWS != 0 {
+        CubeCount::Static(hw.div_ceil(wg) as u32, (b * c) as u32, 1)
+    } else {
+        cube_count(n.div_ceil(wg))
+    };
     let kernel = Wgsl { name: "sampler_step", source: SOURCE, dtype };
-    launch_wgsl(kernel, n.div_ceil(super::WORKGROUP as usize), &[&model_out, &sample, &noise, &prev, &x0], &params.words);
+    launch_wgsl(kernel, count, &[&model_out, &sample, &noise, &prev, &x0], &params.words);
     (prev, x0)
 }

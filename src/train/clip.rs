@@ -88,7 +88,8 @@ pub fn train(
 ) -> Result<(ClipPair, f64), String> {
     let budget: Budget = run.budget;
     let mut optim = AdamWConfig::new().with_weight_decay(0.01).init();
-    let mut acc = 0.0;
+    // Mean in-batch retrieval over the last steps (one batch alone is noisy).
+    let mut recent: Vec<f64> = Vec::new();
     for step in start_step..budget.steps {
         let data = batch(
             world,
@@ -100,7 +101,10 @@ pub fn train(
         let (ids, _) = tokenize(tok, &data.captions)?;
         let image = data.images.into_iter().next().ok_or("no images")?;
         let (loss, a) = pair.loss(&ids, image)?;
-        acc = a;
+        recent.push(a);
+        if recent.len() > 20 {
+            recent.remove(0);
+        }
         let value = to_vec(loss.clone())[0] as f64;
         if !value.is_finite() {
             return Err(format!("clip: loss became {value} at step {step}"));
@@ -112,5 +116,6 @@ pub fn train(
             run.checkpoint(&pair, step + 1)?;
         }
     }
+    let acc = if recent.is_empty() { 0.0 } else { recent.iter().sum::<f64>() / recent.len() as f64 };
     Ok((pair, acc))
 }

@@ -70,7 +70,7 @@ impl Recipe {
             RecipeKind::Quick => Self {
                 kind,
                 spec: Spec::quick(),
-                clip: b(60, 32, 2e-3),
+                clip: b(300, 32, 2e-3),
                 prior: b(60, 32, 1e-3),
                 decoder: b(40, 8, 1e-3),
                 superres: b(30, 8, 1e-3),
