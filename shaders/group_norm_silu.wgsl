@@ -18,6 +18,9 @@
 @group(0) @binding(5) var<storage, read_write> params: array<u32>;
 
 // params: [batch, channels, groups, hw, mode, eps (f32 bits)]
+// The mode is also a template constant, so each mode is a specialised pipeline with its
+// branches folded away (the params word carries the same value).
+const MODE: u32 = {{ spec }}u;
 
 const WG: u32 = 256u;
 var<workgroup> partial: array<f32, 256>;
@@ -78,7 +81,7 @@ fn main(
     let channels = param(1u);
     let groups = max(param(2u), 1u);
     let hw = max(param(3u), 1u);
-    let mode = param(4u);
+    let mode = MODE;
     let eps = bitcast<f32>(param(5u));
 
     let index = wid.y * nwg.x + wid.x;

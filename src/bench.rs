@@ -92,6 +92,8 @@ pub fn run_kernels(device: &Device, iters: usize) -> Result<String, String> {
     for (label, s, b, out_c, size, guidance) in [
         ("sampler step, decoder CFG learned_range", &learned, 1usize, 6usize, 64usize, Some(8.0f32)),
         ("sampler step, decoder CFG learned_range", &learned, 4, 6, 64, Some(8.0)),
+        ("sampler step, decoder CFG learned_range", &learned, 1, 6, 256, Some(8.0)),
+        ("sampler step, unguided learned_range", &learned, 1, 6, 256, None),
         ("sampler step, super-res fixed_small_log", &fixed, 1, 3, 256, None),
     ] {
         let rows_n = if guidance.is_some() { 2 * b } else { b };

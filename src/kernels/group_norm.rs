@@ -116,7 +116,7 @@ pub(crate) fn launch(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, cond: C
     let (x, gamma, beta, cond) = (contiguous(x), contiguous(gamma), contiguous(beta), contiguous(cond));
     let y = empty_like(&x, x.meta.shape().clone(), x.dtype);
     let workgroups = (params.words[0] * params.words[2]) as usize;
-    let kernel = Wgsl { name: "group_norm_silu", source: SOURCE, dtype: x.dtype };
+    let kernel = Wgsl { name: "group_norm_silu", source: SOURCE, dtype: x.dtype, spec: params.words[4] };
     launch_wgsl(kernel, cube_count(workgroups), &[&x, &gamma, &beta, &cond, &y], &params.words);
     y
 }

@@ -114,11 +114,13 @@ impl WgslKernels for CubeBackend {
     }
 }
 
-/// One of the `shaders/` files, instantiated for an element type.
+/// One of the `shaders/` files, instantiated for an element type and a specialisation
+/// constant (`{{ spec }}`: the sampler's flags, the group norm's mode).
 pub(crate) struct Wgsl {
     pub name: &'static str,
     pub source: &'static str,
     pub dtype: DType,
+    pub spec: u32,
 }
 
 impl KernelSource for Wgsl {
@@ -127,12 +129,12 @@ impl KernelSource for Wgsl {
             DType::F16 => ("f16", "enable f16;"),
             _ => ("f32", ""),
         };
-        SourceTemplate::new(self.source).register("elem", elem).register("enable", enable)
+        SourceTemplate::new(self.source).register("elem", elem).register("enable", enable).register("spec", self.spec.to_string())
     }
 
     fn id(&self) -> KernelId {
-        // The cache key covers every template parameter: the shader and its element type.
-        KernelId::new::<Self>().info((self.name, self.dtype.name()))
+        // The cache key covers every template parameter: shader, element type, specialisation.
+        KernelId::new::<Self>().info((self.name, self.dtype.name(), self.spec))
     }
 
     fn lang(&self) -> &'static str {

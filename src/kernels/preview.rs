@@ -102,7 +102,7 @@ pub(crate) fn launch(x: CubeTensor) -> CubeTensor {
     let (b, c, h, w) = (dims[0], dims[1], dims[2], dims[3]);
     let out = empty_like(&x, Shape::new([b, h, w]), DType::U32);
     let pixels = b * h * w;
-    let kernel = Wgsl { name: "preview_pack", source: SOURCE, dtype: x.dtype };
+    let kernel = Wgsl { name: "preview_pack", source: SOURCE, dtype: x.dtype, spec: 0 };
     // Workgroup (x, y): pixels [256x, 256x + 256) of image y.
     let count = CubeCount::Static((h * w).div_ceil(super::WORKGROUP as usize) as u32, b as u32, 1);
     launch_wgsl(kernel, count, &[&x, &out], &[pixels as u32, c as u32, (h * w) as u32]);

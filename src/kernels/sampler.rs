@@ -267,13 +267,14 @@ pub(crate) fn launch(model_out: CubeTensor, sample: CubeTensor, noise: CubeTenso
     let prev = empty_like(&sample, shape.clone(), dtype);
     let x0 = empty_like(&sample, shape, dtype);
     let [n, c, hw, _, b, flags] = [0, 1, 2, 3, 4, 5].map(|i| params.words[i] as usize);
-    let wg = super::WORKGROUP as usize;
+    // Each workgroup steps SPAN = 256 invocations × 4 elements (see the shader).
+    const SPAN: usize = 4 * super::WORKGROUP as usize;
     let count = if flags as u32 & F_ROWS != 0 {
-        CubeCount::Static(hw.div_ceil(wg) as u32, (b * c) as u32, 1)
+        CubeCount::Static(hw.div_ceil(SPAN) as u32, (b * c) as u32, 1)
     } else {
-        cube_count(n.div_ceil(wg))
+        cube_count(n.div_ceil(SPAN))
     };
-    let kernel = Wgsl { name: "sampler_step", source: SOURCE, dtype };
+    let kernel = Wgsl { name: "sampler_step", source: SOURCE, dtype, spec: flags as u32 };
     launch_wgsl(kernel, count, &[&model_out, &sample, &noise, &prev, &x0], &params.words);
     (prev, x0)
 }
