@@ -20,8 +20,8 @@ use crate::kernels::sampler::{self, Rule};
 use crate::model::config::SchedulerConfig;
 use crate::model::nn::{Act, tensor_from};
 
-/// Deterministic values in [-1, 1).
-fn values(n: usize, seed: u64) -> Vec<f32> {
+/// Deterministic values in [-1, 1) (also the kernel tests' inputs).
+pub fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..n)
         .map(|_| {

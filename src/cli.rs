@@ -322,6 +322,33 @@ fn save_all(g: &Generated, out: &Option<PathBuf>, stem: &str, model: &str, op: &
     Ok(())
 }
 
+/// Runs one operation per θ and saves each frame (numbered), or all as one strip.
+fn sweep(
+    thetas: &[f32],
+    out: &Option<PathBuf>,
+    stem: &str,
+    grid: bool,
+    model: &str,
+    mut frame: impl FnMut(f32) -> Result<(Generated, Operation), String>,
+) -> Result<(), String> {
+    let paths = output_paths(out, stem, thetas.len());
+    let mut frames = Vec::new();
+    for (theta, path) in thetas.iter().zip(paths) {
+        let (g, op) = frame(*theta)?;
+        if grid {
+            frames.extend(g.pictures);
+        } else {
+            save_all(&g, &Some(path), stem, model, &op, false)?;
+        }
+    }
+    if grid {
+        let path = out.clone().unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
+        save_png(&path, &crate::pipeline::images::strip(&frames), None)?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
 fn load(path: &Path) -> Result<Picture, String> {
     load_picture(path)
 }
@@ -399,57 +426,30 @@ pub fn run(cli: Cli) -> Result<(), String> {
             let (ea, eb) = (Endpoint::Image(ia), Endpoint::Image(ib));
             let stem = format!("unclip-interp-{}", p.seed);
             let base = a.decode.out.clone().unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
-            let paths = output_paths(&Some(base.clone()), &stem, thetas.len());
-            let mut frames = Vec::new();
-            for (theta, path) in thetas.iter().zip(paths) {
-                let g = engine.interpolate(&ea, &eb, *theta, start, &p, &mut ctl).map_err(err)?;
-                let op = Operation::Interpolate {
-                    a: a.image_a.display().to_string(),
-                    b: a.image_b.display().to_string(),
-                    theta: *theta,
-                    start,
-                    params: p.clone(),
-                };
-                if a.decode.grid {
-                    frames.extend(g.pictures);
-                } else {
-                    save_all(&g, &Some(path), &stem, &model_name, &op, false)?;
-                }
-            }
-            if a.decode.grid {
-                save_png(&base, &crate::pipeline::images::strip(&frames), None)?;
-                println!("{}", base.display());
-            }
-            Ok(())
+            let (img_a, img_b) = (a.image_a.display().to_string(), a.image_b.display().to_string());
+            sweep(&thetas, &Some(base), &stem, a.decode.grid, &model_name, |theta| {
+                let g = engine.interpolate(&ea, &eb, theta, start, &p, &mut ctl).map_err(err)?;
+                let op = Operation::Interpolate { a: img_a.clone(), b: img_b.clone(), theta, start, params: p.clone() };
+                Ok((g, op))
+            })
         }
         Command::Textdiff(a) => {
             let img = load(&a.image)?;
             let mut p = a.decode.params();
             p.num_images = 1;
             let stem = format!("unclip-textdiff-{}", p.seed);
-            let paths = output_paths(&a.decode.out, &stem, a.theta.len());
-            let mut frames = Vec::new();
-            for (theta, path) in a.theta.iter().zip(paths) {
-                let g = engine.text_diff(&img, &a.to, &a.from, *theta, &p, &mut ctl).map_err(err)?;
+            let source = a.image.display().to_string();
+            sweep(&a.theta, &a.decode.out, &stem, a.decode.grid, &model_name, |theta| {
+                let g = engine.text_diff(&img, &a.to, &a.from, theta, &p, &mut ctl).map_err(err)?;
                 let op = Operation::TextDiff {
-                    source: a.image.display().to_string(),
+                    source: source.clone(),
                     to: a.to.clone(),
                     from: a.from.clone(),
-                    theta: *theta,
+                    theta,
                     params: p.clone(),
                 };
-                if a.decode.grid {
-                    frames.extend(g.pictures);
-                } else {
-                    save_all(&g, &Some(path), &stem, &model_name, &op, false)?;
-                }
-            }
-            if a.decode.grid {
-                let out = a.decode.out.clone().unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
-                save_png(&out, &crate::pipeline::images::strip(&frames), None)?;
-                println!("{}", out.display());
-            }
-            Ok(())
+                Ok((g, op))
+            })
         }
         Command::Train(_) | Command::Eval(_) | Command::Bench(_) => Err("handled above".into()),
         Command::Invert(a) => {
