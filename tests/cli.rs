@@ -104,3 +104,22 @@ fn bad_input_gives_one_line_and_a_nonzero_exit() {
     assert!(!st.status.success() && err.contains("missing"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn a_fresh_clone_generates_with_the_shipped_model_and_no_model_flag() {
+    let dir = temp("shipped");
+    let out = dir.join("star.png");
+    let st = Command::new(env!("CARGO_BIN_EXE_unclip"))
+        .args(["--device", "cpu", "generate", "a small red star on a blue background", "--prior-steps", "10", "--decoder-steps", "10", "--sr-steps", "3", "-o"])
+        .arg(&out)
+        .env_remove("UNCLIP_MODEL")
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let bytes = std::fs::read(&out).expect("png written");
+    let recipe = unclip::image_io::read_recipe(&bytes).expect("recipe chunk");
+    assert_eq!(recipe.model, "default");
+    let img = image::load_from_memory(&bytes).unwrap();
+    assert_eq!((img.width(), img.height()), (64, 64));
+    std::fs::remove_dir_all(dir).ok();
+}
