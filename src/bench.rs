@@ -77,15 +77,7 @@ pub fn run_kernels(device: &Device, iters: usize) -> Result<String, String> {
 
     // 1. The decoder's guided step (CFG batch, learned range) and an unguided 256² step.
     let sched = |variance: &str| {
-        UnclipScheduler::new(&SchedulerConfig {
-            num_train_timesteps: 1000,
-            variance_type: variance.into(),
-            clip_sample: true,
-            clip_sample_range: 1.0,
-            prediction_type: "epsilon".into(),
-            beta_schedule: "squaredcos_cap_v2".into(),
-        })
-        .map_err(|e| e.to_string())
+        UnclipScheduler::new(&SchedulerConfig::unclip(variance, "epsilon", 1.0)).map_err(|e| e.to_string())
     };
     let learned = sched("learned_range")?;
     let fixed = sched("fixed_small_log")?;

@@ -212,14 +212,7 @@ fn dummy_model(x: &Tensor<4>, t: usize) -> Tensor<4> {
 #[test]
 fn unclip_variance_equals_diffusers_scheduler_test_values() {
     let fx = Fixture::open("scheduler_anchors");
-    let cfg = |variance: &str| SchedulerConfig {
-        num_train_timesteps: 1000,
-        variance_type: variance.into(),
-        clip_sample: true,
-        clip_sample_range: 1.0,
-        prediction_type: "epsilon".into(),
-        beta_schedule: "squaredcos_cap_v2".into(),
-    };
+    let cfg = |variance: &str| SchedulerConfig::unclip(variance, "epsilon", 1.0);
     let small = UnclipScheduler::new(&cfg("fixed_small_log")).unwrap();
     for (t, v) in fx.json["unclip"]["variance_fixed_small_log"]["values"].as_object().unwrap() {
         let t: usize = t.parse().unwrap();

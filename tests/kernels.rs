@@ -93,14 +93,7 @@ fn assert_close(name: &str, got: &[f32], want: &[f32], tol: f32) {
 }
 
 fn scheduler(variance: &str, prediction: &str, clip: Option<f64>) -> UnclipScheduler {
-    let cfg = SchedulerConfig {
-        num_train_timesteps: 1000,
-        variance_type: variance.into(),
-        clip_sample: clip.is_some(),
-        clip_sample_range: clip.unwrap_or(1.0),
-        prediction_type: prediction.into(),
-        beta_schedule: "squaredcos_cap_v2".into(),
-    };
+    let cfg = SchedulerConfig { clip_sample: clip.is_some(), ..SchedulerConfig::unclip(variance, prediction, clip.unwrap_or(1.0)) };
     UnclipScheduler::new(&cfg).expect("scheduler")
 }
 

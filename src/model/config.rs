@@ -409,6 +409,21 @@ pub struct SchedulerConfig {
     #[serde(default = "cos_cap")]
     pub beta_schedule: String,
 }
+impl SchedulerConfig {
+    /// An UnCLIPScheduler config as Karlo's folders state them (1000 steps, squaredcos_cap_v2,
+    /// x̂₀ clipped to ±`clip_sample_range`).
+    pub fn unclip(variance_type: &str, prediction_type: &str, clip_sample_range: f64) -> Self {
+        Self {
+            num_train_timesteps: 1000,
+            variance_type: variance_type.into(),
+            clip_sample: true,
+            clip_sample_range,
+            prediction_type: prediction_type.into(),
+            beta_schedule: "squaredcos_cap_v2".into(),
+        }
+    }
+}
+
 fn thousand() -> usize {
     1000
 }

@@ -70,7 +70,7 @@ impl Recipe {
             RecipeKind::Quick => Self {
                 kind,
                 spec: Spec::quick(),
-                clip: b(300, 32, 2e-3),
+                clip: b(700, 32, 3e-3),
                 prior: b(60, 32, 1e-3),
                 decoder: b(40, 8, 1e-3),
                 superres: b(30, 8, 1e-3),
@@ -112,8 +112,11 @@ pub struct StageSummary {
     pub accuracy: Option<f64>,
 }
 
-fn train_device() -> Device {
-    Device::flex().autodiff()
+/// The training device, with burn's random initialisation seeded so a recipe is repeatable.
+fn train_device(seed: u64) -> Device {
+    let device = Device::flex().autodiff();
+    device.seed(seed);
+    device
 }
 
 fn read_cfg<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, String> {
@@ -140,7 +143,8 @@ pub fn train_stage(
     resume: bool,
     quiet: bool,
 ) -> Result<StageSummary, String> {
-    let device = train_device();
+    // One seed per stage: a stage trained alone starts from the same weights as in `all`.
+    let device = train_device(recipe.world_seed * 16 + stage as u64);
     let world = world::World::new(recipe.world_seed);
     let spec = &recipe.spec;
     let summary = |run: &StageRun, accuracy| StageSummary {
