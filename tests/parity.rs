@@ -23,8 +23,6 @@ const TOL: f32 = 1e-4;
 
 #[test]
 fn tokenizer_matches_transformers_clip_tokenizer_on_90_strings() {
-    let cases = Fixture::open("components").json; // only for the path helpers
-    let _ = cases;
     let text = std::fs::read_to_string(fixtures_dir().join("tokenizer_cases.json")).unwrap();
     let all: serde_json::Value = serde_json::from_str(&text).unwrap();
     for (size, dir) in [("tiny", "tiny_unclip"), ("mid", "mid_unclip")] {

@@ -44,6 +44,13 @@ impl UnCLIPTextProjModel {
         }
     }
 
+    /// The decoder's attention mask: the extra CLIP tokens are always visible, then each
+    /// caption's own padding mask.
+    pub fn context_mask(&self, text_masks: &[Vec<bool>]) -> Vec<Vec<bool>> {
+        let extra = self.config.clip_extra_context_tokens;
+        text_masks.iter().map(|m| std::iter::repeat_n(true, extra).chain(m.iter().copied()).collect()).collect()
+    }
+
     /// With `guidance`, the learned null embedding is prepended to `image_embeddings` (the
     /// unconditional half comes first), so `prompt_embeds` and `text_hidden` must already hold
     /// `[uncond; cond]` rows.

@@ -127,10 +127,7 @@ impl Engine {
             None => cond.clone(),
         };
         let c = text_proj.forward(z, text.embeds, text.hidden, uncond.is_some());
-        let extra = text_proj.config.clip_extra_context_tokens;
-        // The CLIP tokens are always attended to; the text keeps its padding mask.
-        let mask: Vec<Vec<bool>> =
-            text.mask.iter().map(|m| std::iter::repeat_n(true, extra).chain(m.iter().copied()).collect()).collect();
+        let mask = text_proj.context_mask(&text.mask);
         let ctx = Context { states: c.encoder_hidden_states, mask_bias: Some(mask_bias(&mask, &self.device)) };
         Ok((ctx, c.additive_clip_time_embeddings, mask))
     }

@@ -137,16 +137,7 @@ pub fn train(
             tensor_from(f.text_hidden, [b, n, w], device),
             false,
         );
-        let extra = pair.text_proj.config.clip_extra_context_tokens;
-        let mask: Vec<Vec<bool>> = f
-            .masks
-            .iter()
-            .map(|m| {
-                std::iter::repeat_n(true, extra)
-                    .chain(m.iter().copied())
-                    .collect()
-            })
-            .collect();
+        let mask = pair.text_proj.context_mask(&f.masks);
         let ctx = Context {
             states: cond.encoder_hidden_states,
             mask_bias: Some(mask_bias(&mask, device)),

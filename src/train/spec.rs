@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use super::tokenizer_files::TokenizerInfo;
+use crate::model::config::SchedulerConfig;
 
 /// Sizes of every component.
 #[derive(Debug, Clone)]
@@ -193,11 +194,13 @@ impl Spec {
         self.super_res(None)
     }
 
+    /// `scheduler_config.json`: the config we read back, plus diffusers' class markers.
     pub fn scheduler(variance: &str, prediction: &str, clip_range: f64) -> Value {
-        json!({
-            "_class_name": "UnCLIPScheduler", "_diffusers_version": "0.33.1",
-            "num_train_timesteps": 1000, "variance_type": variance, "clip_sample": true,
-            "clip_sample_range": clip_range, "prediction_type": prediction, "beta_schedule": "squaredcos_cap_v2",
-        })
+        let mut v = serde_json::to_value(SchedulerConfig::unclip(variance, prediction, clip_range)).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("_class_name".into(), json!("UnCLIPScheduler"));
+            o.insert("_diffusers_version".into(), json!("0.33.1"));
+        }
+        v
     }
 }
