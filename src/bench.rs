@@ -68,11 +68,83 @@ fn sync(device: &Device) {
     device.sync().expect("device sync");
 }
 
-/// Runs the kernel benchmarks on `device` (a wgpu device) and returns the table.
+/// Runs the kernel benchmarks on `device` — the WGSL kernels on a wgpu device, the fused host
+/// loops on flex — and returns the table.
 pub fn run_kernels(device: &Device, iters: usize) -> Result<String, String> {
-    if !crate::kernels::is_wgpu(device) {
-        return Err("the kernel benchmark needs a wgpu device".into());
+    let rows = if crate::kernels::is_wgpu(device) {
+        wgsl_rows(device, iters)?
+    } else if crate::kernels::host::enabled(device) {
+        host_rows(device, iters)
+    } else {
+        return Err("the kernel benchmark needs a wgpu or a plain CPU (flex) device".into());
+    };
+    Ok(table(device, iters, rows))
+}
+
+/// A GroupNorm with non-trivial affine parameters and its conditioning, for one bench case.
+fn group_norm_case(b: usize, c: usize, g: usize, size: usize, mode: &str, device: &Device) -> (burn::nn::GroupNorm, Tensor<4>, TimeCond) {
+    let mut norm = GroupNormConfig::new(g, c).with_epsilon(1e-5).init(device);
+    norm.gamma = Some(Param::from_tensor(rand([c], 5, device).add_scalar(1.0)));
+    norm.beta = Some(Param::from_tensor(rand([c], 6, device)));
+    let x = rand([b, c, size, size], 7, device);
+    let cond = match mode {
+        "scale_shift" => TimeCond::ScaleShift(rand([b, 2 * c, 1, 1], 8, device)),
+        "additive" => TimeCond::Add(rand([b, c, 1, 1], 8, device)),
+        _ => TimeCond::None,
+    };
+    (norm, x, cond)
+}
+
+const GROUP_NORM_CASES: [(usize, usize, usize, usize, &str); 4] = [
+    (2, 64, 32, 64, "scale_shift"),
+    (2, 192, 32, 64, "scale_shift"),
+    (2, 128, 32, 32, "additive"),
+    (2, 128, 32, 32, "plain"),
+];
+
+/// The flex host loops (`kernels::host`) against burn's composed ops on the CPU.
+fn host_rows(device: &Device, iters: usize) -> Vec<Row> {
+    let mut rows = Vec::new();
+    // (label, batch, heads, queries, keys, head dim, masked context tokens)
+    for (label, b, h, n, m, d, masked) in [
+        ("shipped decoder 16² + 81 context", 2usize, 2usize, 256usize, 337usize, 32usize, true),
+        ("mid fixture decoder 32² + 32 context", 2, 3, 1024, 1056, 8, true),
+        ("Karlo decoder 32² + 81 context", 2, 6, 1024, 1105, 64, true),
+        ("CLIP text, causal 77 tokens", 2, 4, 77, 77, 16, false),
+    ] {
+        let q = rand([b, h, n, d], 11, device);
+        let k = rand([b, h, m, d], 12, device);
+        let v = rand([b, h, m, d], 13, device);
+        let bias = if masked {
+            let mut mask = vec![0f32; b * m];
+            mask[m - 8..m].fill(-10_000.0);
+            tensor_from(mask, [b, 1, 1, m], device)
+        } else {
+            let causal: Vec<f32> = (0..n * m).map(|i| if i % m > i / m { f32::MIN } else { 0.0 }).collect();
+            tensor_from(causal, [1, 1, n, m], device)
+        };
+        let name = format!("attention, {label} [{b}, {h}, {n}, {d}] x {m} keys");
+        rows.push(compare(
+            name,
+            iters,
+            || drop(crate::model::nn::attention_reference(q.clone(), k.clone(), v.clone(), Some(bias.clone()))),
+            || drop(crate::kernels::host::attention(&q, &k, &v, Some(&bias)).expect("host attention applies")),
+        ));
     }
+    for (b, c, g, size, mode) in GROUP_NORM_CASES {
+        let (norm, x, cond) = group_norm_case(b, c, g, size, mode, device);
+        let name = format!("group norm + {mode} + SiLU [{b}, {c}, {size}, {size}] / {g} groups");
+        rows.push(compare(
+            name,
+            iters,
+            || drop(group_norm::reference(&norm, x.clone(), cond.clone(), Act::Silu)),
+            || drop(crate::kernels::host::group_norm_silu(&norm, &x, &cond).expect("host group norm applies")),
+        ));
+    }
+    rows
+}
+
+fn wgsl_rows(device: &Device, iters: usize) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
 
     // 1. The decoder's guided step (CFG batch, learned range) and an unguided 256² step.
@@ -121,21 +193,8 @@ pub fn run_kernels(device: &Device, iters: usize) -> Result<String, String> {
     }
 
     // 3. GroupNorm + conditioning + SiLU at decoder-like sizes.
-    for (b, c, g, size, mode) in [
-        (2usize, 64usize, 32usize, 64usize, "scale_shift"),
-        (2, 192, 32, 64, "scale_shift"),
-        (2, 128, 32, 32, "additive"),
-        (2, 128, 32, 32, "plain"),
-    ] {
-        let mut norm = GroupNormConfig::new(g, c).with_epsilon(1e-5).init(device);
-        norm.gamma = Some(Param::from_tensor(rand([c], 5, device).add_scalar(1.0)));
-        norm.beta = Some(Param::from_tensor(rand([c], 6, device)));
-        let x = rand([b, c, size, size], 7, device);
-        let cond = match mode {
-            "scale_shift" => TimeCond::ScaleShift(rand([b, 2 * c, 1, 1], 8, device)),
-            "additive" => TimeCond::Add(rand([b, c, 1, 1], 8, device)),
-            _ => TimeCond::None,
-        };
+    for (b, c, g, size, mode) in GROUP_NORM_CASES {
+        let (norm, x, cond) = group_norm_case(b, c, g, size, mode, device);
         let run = |kernel: bool| {
             let y = if kernel {
                 group_norm::kernel(&norm, x.clone(), cond.clone()).expect("kernel applies")
@@ -148,7 +207,10 @@ pub fn run_kernels(device: &Device, iters: usize) -> Result<String, String> {
         let name = format!("group norm + {mode} + SiLU [{b}, {c}, {size}, {size}] / {g} groups");
         rows.push(compare(name, iters, || run(false), || run(true)));
     }
+    Ok(rows)
+}
 
+fn table(device: &Device, iters: usize, rows: Vec<Row>) -> String {
     let adapters: Vec<String> =
         crate::device::adapters().iter().map(|a| format!("{} ({:?}, {})", a.name, a.kind, a.backend)).collect();
     let mut out = String::new();
@@ -165,5 +227,5 @@ pub fn run_kernels(device: &Device, iters: usize) -> Result<String, String> {
             r.reference.as_secs_f64() / r.kernel.as_secs_f64().max(1e-9)
         );
     }
-    Ok(out)
+    out
 }

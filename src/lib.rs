@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod cli;
 pub mod device;
 pub mod image_io;
+pub mod memory;
 pub mod recipe;
 pub mod train;
 pub mod bench_pipeline;

@@ -1,6 +1,7 @@
 use clap::Parser;
 
 fn main() {
+    unclip::memory::keep_freed_buffers();
     let cli = unclip::cli::Cli::parse();
     if cli.command.is_none() {
         // No command: the desktop app.

@@ -405,3 +405,63 @@ fn bench_kernels() {
     let iters = std::env::var("UNCLIP_BENCH_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
     println!("{}", unclip::bench::run_kernels(&gpu, iters).expect("bench"));
 }
+
+// ---- Host (flex CPU) fused loops, `kernels::host`: no GPU needed. ----
+
+#[test]
+fn host_attention_equals_burn_ops_for_every_bias_layout() {
+    let cpu = Device::flex();
+    let bias_of = |shape: [usize; 4], seed: u64| {
+        let n: usize = shape.iter().product();
+        // Some entries strongly negative, as masks are; one huge negative like a causal mask.
+        let v: Vec<f32> = values(n, seed).iter().enumerate().map(|(i, x)| if i % 7 == 3 { -10_000.0 } else if i % 11 == 5 { f32::MIN } else { *x }).collect();
+        tensor(&v, shape, &cpu)
+    };
+    // (b, heads, n, m, d, bias shape)
+    let cases: Vec<(usize, usize, usize, usize, usize, Option<[usize; 4]>)> = vec![
+        (2, 2, 256, 337, 32, Some([2, 1, 1, 337])),
+        (2, 3, 70, 45, 8, Some([2, 1, 1, 45])),
+        (1, 4, 77, 77, 16, Some([1, 1, 77, 77])),
+        (2, 2, 33, 33, 4, Some([2, 2, 33, 33])),
+        (1, 1, 5, 9, 3, None),
+        (3, 2, 40, 40, 64, None),
+    ];
+    for (b, h, n, m, d, bias) in cases {
+        let q = tensor(&values(b * h * n * d, 1).iter().map(|x| 3.0 * x).collect::<Vec<_>>(), [b, h, n, d], &cpu);
+        let k = tensor(&values(b * h * m * d, 2), [b, h, m, d], &cpu);
+        let v = tensor(&values(b * h * m * d, 3), [b, h, m, d], &cpu);
+        let bias = bias.map(|s| bias_of(s, 4));
+        let want = to_vec(unclip::model::nn::attention_reference(q.clone(), k.clone(), v.clone(), bias.clone()));
+        let got = kernels::host::attention(&q, &k, &v, bias.as_ref()).expect("host attention applies on flex f32");
+        assert_close(&format!("attention b{b} h{h} n{n} m{m} d{d}"), &to_vec(got), &want, 1e-5);
+    }
+}
+
+#[test]
+fn host_group_norm_silu_equals_burn_ops_in_every_mode() {
+    let cpu = Device::flex();
+    for (b, c, g, hw, mode) in [(2usize, 64usize, 32usize, 16usize, 0u8), (2, 48, 8, 9, 1), (1, 96, 32, 7, 2), (3, 32, 4, 5, 2)] {
+        let mut norm = GroupNormConfig::new(g, c).with_epsilon(1e-5).init(&cpu);
+        norm.gamma = Some(Param::from_tensor(tensor(&values(c, 5).iter().map(|x| x + 1.0).collect::<Vec<_>>(), [c], &cpu)));
+        norm.beta = Some(Param::from_tensor(tensor(&values(c, 6), [c], &cpu)));
+        // An offset mean and a wide spread, so a one-pass variance would lose digits.
+        let x = tensor(&values(b * c * hw * hw, 7).iter().map(|x| 40.0 + 5.0 * x).collect::<Vec<_>>(), [b, c, hw, hw], &cpu);
+        let cond = match mode {
+            0 => TimeCond::None,
+            1 => TimeCond::Add(tensor(&values(b * c, 8), [b, c, 1, 1], &cpu)),
+            _ => TimeCond::ScaleShift(tensor(&values(b * 2 * c, 8), [b, 2 * c, 1, 1], &cpu)),
+        };
+        let want = to_vec(group_norm::reference(&norm, x.clone(), cond.clone(), Act::Silu));
+        let got = kernels::host::group_norm_silu(&norm, &x, &cond).expect("host group norm applies on flex f32");
+        assert_close(&format!("group norm mode {mode} [{b}, {c}, {hw}, {hw}]"), &to_vec(got), &want, 1e-5);
+    }
+}
+
+#[test]
+fn host_loops_stay_off_autodiff_devices_so_training_keeps_its_gradients() {
+    let ad = Device::flex().autodiff();
+    let q = tensor(&values(2 * 4 * 8, 1), [1, 2, 4, 8], &ad);
+    assert!(kernels::host::attention(&q, &q, &q, None).is_none());
+    let norm = GroupNormConfig::new(2, 2).init(&ad);
+    assert!(kernels::host::group_norm_silu(&norm, &q, &TimeCond::None).is_none());
+}

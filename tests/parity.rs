@@ -167,7 +167,7 @@ fn decoder_unet_matches_diffusers() {
         );
         assert_close(&format!("{dir} decoder"), &to_vec(out), &fx.values("decoder.out"), TOL);
         // The mask matters: without it the output differs.
-        let ctx = Context { states: fx.tensor("decoder.encoder_hidden_states", &device), mask_bias: None };
+        let ctx = Context::new(fx.tensor("decoder.encoder_hidden_states", &device), None);
         let unmasked = unet.forward(fx.tensor("decoder.sample", &device), t, Some(fx.tensor("decoder.class_labels", &device)), Some(&ctx));
         let err = common::max_abs_diff(&to_vec(unmasked), &fx.values("decoder.out"));
         assert!(err > 1e-3, "{dir}: masking changed nothing ({err})");
@@ -240,13 +240,15 @@ fn check_unet_blocks(fx: &Fixture, comp: &str, unet: &UNet, device: &Device) -> 
     let ctx = mods
         .keys()
         .find(|k| fx.has(&format!("{k}.encoder_hidden_states")))
-        .map(|k| Context {
-            states: fx.tensor(&format!("{k}.encoder_hidden_states"), device),
-            mask_bias: fx.has(&format!("{k}.attention_mask")).then(|| {
-                let m: Tensor<3> = fx.tensor(&format!("{k}.attention_mask"), device);
-                let [b, _, n] = m.dims();
-                m.reshape([b, n])
-            }),
+        .map(|k| {
+            Context::new(
+                fx.tensor(&format!("{k}.encoder_hidden_states"), device),
+                fx.has(&format!("{k}.attention_mask")).then(|| {
+                    let m: Tensor<3> = fx.tensor(&format!("{k}.attention_mask"), device);
+                    let [b, _, n] = m.dims();
+                    m.reshape([b, n])
+                }),
+            )
         });
     for (key, info) in mods {
         let path = key.strip_prefix(&format!("{comp}.")).unwrap();
@@ -258,13 +260,10 @@ fn check_unet_blocks(fx: &Fixture, comp: &str, unet: &UNet, device: &Device) -> 
                 to_vec(resnet(unet, path).forward(fx.tensor(&format!("{key}.in"), device), t))
             }
             "Attention" => {
-                let c = fx.has(&format!("{key}.encoder_hidden_states")).then(|| Context {
-                    states: fx.tensor(&format!("{key}.encoder_hidden_states"), device),
-                    mask_bias: Some({
-                        let m: Tensor<3> = fx.tensor(&format!("{key}.attention_mask"), device);
-                        let [b, _, n] = m.dims();
-                        m.reshape([b, n])
-                    }),
+                let c = fx.has(&format!("{key}.encoder_hidden_states")).then(|| {
+                    let m: Tensor<3> = fx.tensor(&format!("{key}.attention_mask"), device);
+                    let [b, _, n] = m.dims();
+                    Context::new(fx.tensor(&format!("{key}.encoder_hidden_states"), device), Some(m.reshape([b, n])))
                 });
                 to_vec(attention(unet, path).forward(fx.tensor(&format!("{key}.in"), device), c.as_ref()))
             }

@@ -97,7 +97,8 @@ fn same_seed_gives_the_diffusers_picture() {
             &fx.values("text2img.text_proj.image_embeddings"),
             1e-4,
         );
-        assert_pixels_close(&format!("{dir} text→image"), &out.pictures[0].rgb, &reference_u8(&fx, "text2img.image"));
+        // The same chained-loop sensitivity as above, through the super-resolution too.
+        assert_pixels_close_but_for_chaos(&format!("{dir} text→image"), &out.pictures[0].rgb, &reference_u8(&fx, "text2img.image"));
     }
 }
 
@@ -130,9 +131,13 @@ fn each_stage_matches_diffusers_with_supplied_latents() {
             let small = e
                 .run_decoder(z, &cond, Some(&uncond), &p.decoder, None, &mut queue(&format!("{run}.decoder")), ctl)
                 .unwrap();
-            // Five chained sampler steps: per-call differences of ~1e-6 are multiplied by up to
-            // 1/√ᾱ ≈ 160 at t = 999, so the end of the loop is held to 1e-3, not 1e-4.
-            assert_close(&format!("{dir} decoder image_small"), &to_vec(small), &fx.values(&format!("{run}.image_small")), 1e-3);
+            // Five chained guided sampler steps: a per-call difference of ~1e-6 (one decoder call
+            // matches to 1.9e-6) is multiplied by up to 1/√ᾱ ≈ 160 at t = 999 and by the guidance
+            // (1 + 2·8) before x̂₀ is clipped, step after step. Measured on the mid fixture: the
+            // fused host attention (2e-7 from burn's ops per call) moves the end of the loop by
+            // up to 1.9e-2 on 3 % of values, burn's ops by 5e-4. So: 1e-3 for all but 5 % of
+            // values, 3e-2 for every value.
+            common::assert_close_but_for_chaos(&format!("{dir} decoder image_small"), &to_vec(small), &fx.values(&format!("{run}.image_small")), 1e-3, 0.05, 3e-2);
             let small = fx.tensor::<4>(&format!("{run}.image_small"), &device);
             let [_, _, s, _] = small.dims();
             let up = unclip::pipeline::images::resize_batch(small.clone(), 2 * s, 2 * s).unwrap();
@@ -411,4 +416,33 @@ fn slerp_keeps_endpoints_unit_norm_and_equal_angles() {
     // Unequal lengths: the length moves linearly.
     let long: Vec<f32> = ub.iter().map(|x| x * 3.0).collect();
     assert!((norm(&slerp(&ua, &long, 0.5)) - 2.0).abs() < 1e-5);
+}
+
+#[test]
+fn a_generation_projects_the_context_tokens_once_per_attention_layer() {
+    use unclip::model::unet::attention::Context;
+    let device = cpu();
+    let folder = unclip::model::folder::ModelFolder::open(&tiny_model()).unwrap();
+    let decoder = folder.decoder(&device, burn::tensor::DType::F32).unwrap();
+    let width = decoder.down_blocks.iter().flat_map(|blk| &blk.attentions).find_map(|a| a.add_k_proj.as_ref()).expect("an added-K/V layer").weight.dims()[0];
+    let [b, tokens] = [2usize, 9];
+    let values = |n: usize, seed: u64| unclip::bench::values(n, seed);
+    let states = common::tensor_of(values(b * tokens, 1).iter().cycle().take(b * tokens * width).copied().collect(), [b, tokens, width], &device);
+    let mask = common::tensor_of(vec![0.0, 0.0, -10_000.0, 0.0, 0.0, 0.0, 0.0, 0.0, -10_000.0].repeat(b), [b, tokens], &device);
+    let s = folder.sample_size("decoder").unwrap();
+    let x = common::tensor_of(values(b * 3 * s * s, 2), [b, 3, s, s], &device);
+    let temb_dim = decoder.time_embedding.linear_1.weight.dims()[1];
+    let additive = common::tensor_of(values(b * temb_dim, 3), [b, temb_dim], &device);
+
+    let plain = Context::new(states.clone(), Some(mask.clone()));
+    let cached = Context::new(states, Some(mask)).with_kv_cache();
+    let layers = decoder.added_kv_layers();
+    assert!(layers > 0, "the fixture decoder has added-K/V attention");
+    for t in [999.0, 500.0, 3.0] {
+        let want = to_vec(decoder.forward(x.clone(), t, Some(additive.clone()), Some(&plain)));
+        let got = to_vec(decoder.forward(x.clone(), t, Some(additive.clone()), Some(&cached)));
+        assert_eq!(got, want, "cached projections change the output at t = {t}");
+        assert_eq!(cached.cached_layers(), layers, "one entry per layer, reused at later steps");
+    }
+    assert_eq!(plain.cached_layers(), 0);
 }

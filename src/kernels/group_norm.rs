@@ -34,13 +34,19 @@ pub struct GroupNormParams {
     pub words: [u32; 6],
 }
 
-/// `act(GN(x) ⊙ cond)`: the kernel on wgpu when `act` is SiLU, the reference elsewhere.
+/// `act(GN(x) ⊙ cond)`: with SiLU, the WGSL kernel on wgpu and the fused host loop on flex;
+/// the reference elsewhere.
 pub fn group_norm_act(norm: &GroupNorm, x: Tensor<4>, cond: TimeCond, act: Act) -> Tensor<4> {
     if act == Act::Silu
         && super::enabled(&x.device())
         && let Some(params) = plan(norm, &x, &cond)
     {
         return run(norm, x, cond, params);
+    }
+    if act == Act::Silu
+        && let Some(y) = super::host::group_norm_silu(norm, &x, &cond)
+    {
+        return y;
     }
     reference(norm, x, cond, act)
 }

@@ -19,6 +19,7 @@
 //! so the launches are ordered with burn's own work on the same stream.
 
 pub mod group_norm;
+pub mod host;
 pub mod preview;
 pub mod sampler;
 

@@ -42,6 +42,14 @@ pub fn gelu_erf<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// softmax(q·kᵀ/√d + bias)·v over `[batch, heads, seq, head_dim]`; `bias` broadcasts to
 /// `[batch, heads, q_len, k_len]`.
 pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<4>>) -> Tensor<4> {
+    if let Some(out) = crate::kernels::host::attention(&q, &k, &v, bias.as_ref()) {
+        return out;
+    }
+    attention_reference(q, k, v, bias)
+}
+
+/// The composed burn ops (what every backend but plain flex runs).
+pub fn attention_reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<4>>) -> Tensor<4> {
     let head_dim = q.dims()[3];
     let scale = (head_dim as f64).powf(-0.5);
     let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);

@@ -128,7 +128,8 @@ impl Engine {
         };
         let c = text_proj.forward(z, text.embeds, text.hidden, uncond.is_some());
         let mask = text_proj.context_mask(&text.mask);
-        let ctx = Context { states: c.encoder_hidden_states, mask_bias: Some(mask_bias(&mask, &self.device)) };
+        // One context per generation: the added K/V projections are cached across its steps.
+        let ctx = Context::new(c.encoder_hidden_states, Some(mask_bias(&mask, &self.device))).with_kv_cache();
         Ok((ctx, c.additive_clip_time_embeddings, mask))
     }
 

@@ -138,10 +138,7 @@ pub fn train(
             false,
         );
         let mask = pair.text_proj.context_mask(&f.masks);
-        let ctx = Context {
-            states: cond.encoder_hidden_states,
-            mask_bias: Some(mask_bias(&mask, device)),
-        };
+        let ctx = Context::new(cond.encoder_hidden_states, Some(mask_bias(&mask, device)));
 
         let x0 = tensor_from(pixels, [b, 3, size, size], device);
         let (ts, sa, sb) = noise_levels(&mut rng, b);

@@ -2,6 +2,10 @@
 //! (for the decoder's SimpleCrossAttn blocks) added K/V projections of the context tokens,
 //! which come first in the key sequence (`AttnAddedKVProcessor2_0`).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -12,6 +16,31 @@ use crate::model::nn::{attention, merge_heads, split_heads};
 pub struct Context {
     pub states: Tensor<3>,
     pub mask_bias: Option<Tensor<2>>,
+    /// Per attention layer, its added K/V projections of `states` (heads split) and the full
+    /// key bias, filled on first use. The context is the same at every timestep of a
+    /// generation, so a sampling loop computes them once instead of once per step.
+    kv_cache: Option<KvCache>,
+}
+
+/// Keyed by the attention module's address: the cache lives in one generation's `Context`,
+/// during which the networks are borrowed and cannot move.
+type KvCache = Rc<RefCell<HashMap<usize, (Tensor<4>, Tensor<4>, Option<Tensor<4>>)>>>;
+
+impl Context {
+    pub fn new(states: Tensor<3>, mask_bias: Option<Tensor<2>>) -> Self {
+        Self { states, mask_bias, kv_cache: None }
+    }
+
+    /// The same context, remembering each layer's projections across calls.
+    pub fn with_kv_cache(mut self) -> Self {
+        self.kv_cache = Some(Rc::default());
+        self
+    }
+
+    /// How many layers have cached projections (for tests).
+    pub fn cached_layers(&self) -> usize {
+        self.kv_cache.as_ref().map_or(0, |c| c.borrow().len())
+    }
 }
 
 #[derive(Module, Debug)]
@@ -60,17 +89,33 @@ impl SpatialAttention {
         let mut v = split_heads(self.to_v.forward(tokens), self.heads);
         let mut bias = None;
         if let (Some(ak), Some(av), Some(ctx)) = (&self.add_k_proj, &self.add_v_proj, context) {
-            let ek = split_heads(ak.forward(ctx.states.clone()), self.heads);
-            let ev = split_heads(av.forward(ctx.states.clone()), self.heads);
+            let project = || {
+                let ek = split_heads(ak.forward(ctx.states.clone()), self.heads);
+                let ev = split_heads(av.forward(ctx.states.clone()), self.heads);
+                // Context keys come first, so the spatial keys get zero bias after them.
+                let bias = ctx.mask_bias.as_ref().map(|m| {
+                    let zeros = Tensor::zeros([b, h * w], &m.device());
+                    let full = Tensor::cat(vec![m.clone(), zeros], 1);
+                    let n = full.dims()[1];
+                    full.reshape([b, 1, 1, n])
+                });
+                (ek, ev, bias)
+            };
+            let (ek, ev, full_bias) = match &ctx.kv_cache {
+                Some(cache) => {
+                    let key = self as *const Self as usize;
+                    let hit = cache.borrow().get(&key).cloned();
+                    hit.unwrap_or_else(|| {
+                        let fresh = project();
+                        cache.borrow_mut().insert(key, fresh.clone());
+                        fresh
+                    })
+                }
+                None => project(),
+            };
             k = Tensor::cat(vec![ek, k], 2);
             v = Tensor::cat(vec![ev, v], 2);
-            if let Some(m) = &ctx.mask_bias {
-                // Context keys come first, so the spatial keys get zero bias after them.
-                let zeros = Tensor::zeros([b, h * w], &m.device());
-                let full = Tensor::cat(vec![m.clone(), zeros], 1);
-                let n = full.dims()[1];
-                bias = Some(full.reshape([b, 1, 1, n]));
-            }
+            bias = full_bias;
         }
         let out = self.to_out.forward(merge_heads(attention(q, k, v, bias)));
         let out = out.swap_dims(1, 2).reshape([b, c, h, w]) + x;

@@ -139,7 +139,7 @@ impl UNet {
         mask: &[Vec<bool>],
     ) -> Tensor<4> {
         let device = sample.device();
-        let ctx = Context { states: encoder_hidden_states, mask_bias: Some(mask_bias(mask, &device)) };
+        let ctx = Context::new(encoder_hidden_states, Some(mask_bias(mask, &device)));
         self.forward(sample, timestep, Some(class_labels), Some(&ctx))
     }
 }

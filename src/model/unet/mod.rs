@@ -86,6 +86,14 @@ impl UNet {
         self.conv_out.forward(self.act.forward(self.conv_norm_out.forward(x)))
     }
 
+    /// The attention layers with added K/V projections of the context (the decoder's).
+    pub fn added_kv_layers(&self) -> usize {
+        let down = self.down_blocks.iter().flat_map(|b| &b.attentions);
+        let mid = self.mid_block.iter().flat_map(|b| &b.attentions);
+        let up = self.up_blocks.iter().flat_map(|b| &b.attentions);
+        down.chain(mid).chain(up).filter(|a| a.add_k_proj.is_some()).count()
+    }
+
     /// Total number of down-sampling steps, i.e. the input size must be a multiple of 2^n.
     pub fn downsample_factor(&self) -> usize {
         1 << self.down_blocks.iter().filter(|b| !b.downsamplers.is_empty()).count()
