@@ -21,11 +21,13 @@ pub fn peak_rss_mib() -> f64 {
 pub fn run_pipeline(
     model: &Path,
     device: burn::tensor::Device,
+    dtype: burn::tensor::DType,
     prompt: &str,
     warmup: usize,
     repeat: usize,
 ) -> Result<String, String> {
     let mut e = Engine::open(model, device).map_err(|err| err.to_string())?;
+    e.dtype = dtype;
     let p = GenerateParams { prompt: prompt.to_string(), seeds: Seeds { prior: 0, decoder: None }, ..GenerateParams::default() };
     let mut run = || silent(|ctl| e.text_to_image(&p, ctl)).map(|_| ()).map_err(|err| err.to_string());
     for _ in 0..warmup {

@@ -26,6 +26,13 @@ pub struct Cli {
     /// A diffusers-layout unCLIP folder (default: the shipped model).
     #[arg(long, global = true)]
     pub model: Option<PathBuf>,
+    /// Compute precision of the networks: f32, or f16 (halves weight memory; meant for GPUs
+    /// with shader-f16; samplers stay in f32).
+    #[arg(long, global = true, default_value = "f32")]
+    pub dtype: Precision,
+    /// Free each stage's networks when it ends (less memory, reloads next time).
+    #[arg(long, global = true)]
+    pub release_stages: bool,
     /// Open the app, generate PROMPT once, and close (a scripted end-to-end check).
     #[arg(long, value_name = "PROMPT")]
     pub smoke: Option<String>,
@@ -364,7 +371,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         let out = match b {
             BenchCommand::Pipeline { prompt, warmup, repeat } => {
                 let model_dir = cli.model.clone().unwrap_or_else(default_model_dir);
-                crate::bench_pipeline::run_pipeline(&model_dir, chosen.device, prompt, *warmup, *repeat)?
+                crate::bench_pipeline::run_pipeline(&model_dir, chosen.device, cli.dtype.dtype(), prompt, *warmup, *repeat)?
             }
             BenchCommand::Kernels { iters } => {
                 eprintln!("device: {}", chosen.name);
@@ -390,6 +397,8 @@ pub fn run(cli: Cli) -> Result<(), String> {
     let chosen = choose(cli.device)?;
     eprintln!("device: {}", chosen.name);
     let mut engine = Engine::open(&model_dir, chosen.device).map_err(|e| e.to_string())?;
+    engine.dtype = cli.dtype.dtype();
+    engine.release_stages = cli.release_stages;
     let cancel = Arc::new(AtomicBool::new(false));
     let mut sink = progress_printer();
     let mut ctl = Control::new(cancel, &mut sink);
@@ -492,4 +501,20 @@ fn train(a: &TrainArgs) -> Result<(), String> {
     }
     println!("model written to {}", out.display());
     Ok(())
+}
+
+/// `--dtype`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Precision {
+    F32,
+    F16,
+}
+
+impl Precision {
+    pub fn dtype(self) -> burn::tensor::DType {
+        match self {
+            Precision::F32 => burn::tensor::DType::F32,
+            Precision::F16 => burn::tensor::DType::F16,
+        }
+    }
 }

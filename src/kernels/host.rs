@@ -34,12 +34,16 @@ fn exp_nonpositive(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     // Below −87.3 the result underflows f32's normal range; clamp so 2^n stays normal.
-    let x = x.clamp(-87.3, 0.0);
-    // Round to nearest by the 1.5·2^23 trick (no call to `round`).
-    let n = (x * LOG2E + 12_582_912.0) - 12_582_912.0;
+    let x = x.max(-87.3).min(0.0);
+    // Round to nearest by adding 1.5·2^23: n then sits in the low mantissa bits of `t`, so
+    // 2^n is built with integer ops on the bits (a float → int cast would not vectorise).
+    const MAGIC: f32 = 12_582_912.0;
+    let t = x * LOG2E + MAGIC;
+    let n = t - MAGIC;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    p * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    let n_int = t.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
+    p * f32::from_bits(((n_int + 127) << 23) as u32)
 }
 
 /// σ(x) through [`exp_nonpositive`] on −|x|, so it never overflows.

@@ -114,7 +114,7 @@ impl ClipTextModelWithProjection {
         let emb = &self.text_model.embeddings;
         let x = emb.token_embedding.forward(ids_t) + emb.position_embedding.forward(pos_t);
 
-        let causal = causal_bias(seq, device);
+        let causal = causal_bias(seq, device).cast(x.dtype());
         let h = self.text_model.encoder.forward(x, Some(causal));
         let last_hidden_state = self.text_model.final_layer_norm.forward(h);
 
@@ -125,7 +125,9 @@ impl ClipTextModelWithProjection {
             .map(|(b, p)| last_hidden_state.clone().narrow(0, b, 1).narrow(1, p, 1).reshape([1, self.config.hidden_size]))
             .collect();
         let pooled = Tensor::cat(rows, 0);
-        Ok(TextEncoding { text_embeds: self.text_projection.forward(pooled), last_hidden_state })
+        // Outputs in f32 whatever the weights' dtype.
+        let f32 = burn::tensor::DType::F32;
+        Ok(TextEncoding { text_embeds: self.text_projection.forward(pooled).cast(f32), last_hidden_state: last_hidden_state.cast(f32) })
     }
 }
 

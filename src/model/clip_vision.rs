@@ -86,6 +86,7 @@ impl ClipVisionModelWithProjection {
         }
         let device = pixel_values.device();
         let e = &self.vision_model.embeddings;
+        let pixel_values = pixel_values.cast(e.patch_embedding.weight.val().dtype());
         let patches = e.patch_embedding.forward(pixel_values); // [b, d, gh, gw]
         let [_, d, gh, gw] = patches.dims();
         let patches = patches.reshape([b, d, gh * gw]).swap_dims(1, 2);
@@ -98,6 +99,6 @@ impl ClipVisionModelWithProjection {
         let x = self.vision_model.encoder.forward(x, None);
         let cls_out = x.narrow(1, 0, 1).reshape([b, d]);
         let pooled = self.vision_model.post_layernorm.forward(cls_out);
-        Ok(self.visual_projection.forward(pooled))
+        Ok(self.visual_projection.forward(pooled).cast(burn::tensor::DType::F32))
     }
 }

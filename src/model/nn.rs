@@ -51,10 +51,11 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<4
 /// The composed burn ops (what every backend but plain flex runs).
 pub fn attention_reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<4>>) -> Tensor<4> {
     let head_dim = q.dims()[3];
+    let q_dtype = q.dtype();
     let scale = (head_dim as f64).powf(-0.5);
     let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
     if let Some(bias) = bias {
-        scores = scores + bias;
+        scores = scores + bias.cast(q_dtype);
     }
     activation::softmax(scores, 3).matmul(v)
 }

@@ -130,8 +130,11 @@ impl PriorTransformer {
         let [b, _] = latents.dims();
         let device = latents.device();
         let inner = self.config.inner_dim();
+        // Inputs in the weights' dtype, the output back in f32 (see `UNet::forward_timesteps`).
+        let dtype = self.proj_in.weight.val().dtype();
+        let (latents, text_embeds, text_hidden) = (latents.cast(dtype), text_embeds.cast(dtype), text_hidden.cast(dtype));
 
-        let t = timestep_tensor(timesteps, b, inner, true, 0.0, &device);
+        let t = timestep_tensor(timesteps, b, inner, true, 0.0, &device).cast(dtype);
         let time = self.time_embedding.forward(t).reshape([b, 1, inner]);
         let proj = self.embedding_proj.forward(text_embeds).reshape([b, 1, inner]);
         let text = self.encoder_hidden_states_proj.forward(text_hidden);
@@ -142,13 +145,13 @@ impl PriorTransformer {
         let [_, n, _] = seq.dims();
         let mut h = seq + self.positional_embedding.val().narrow(1, 0, n);
 
-        let bias = self.attention_bias(text_mask, n, &device);
+        let bias = self.attention_bias(text_mask, n, &device).cast(dtype);
         for block in &self.transformer_blocks {
             h = block.forward(h, Some(bias.clone()));
         }
         let h = self.norm_out.forward(h);
         let last = h.narrow(1, n - 1, 1).reshape([b, inner]);
-        self.proj_to_clip_embeddings.forward(last)
+        self.proj_to_clip_embeddings.forward(last).cast(burn::tensor::DType::F32)
     }
 
     /// The reference's additive mask: −10000 for padded text tokens and for future tokens,
@@ -173,6 +176,7 @@ impl PriorTransformer {
 
     /// Normalised → raw CLIP space: x·clip_std + clip_mean.
     pub fn post_process_latents(&self, x: Tensor<2>) -> Tensor<2> {
-        x * self.clip_std.val() + self.clip_mean.val()
+        let dtype = self.clip_std.val().dtype();
+        (x.cast(dtype) * self.clip_std.val() + self.clip_mean.val()).cast(burn::tensor::DType::F32)
     }
 }

@@ -62,6 +62,9 @@ impl UnCLIPTextProjModel {
         guidance: bool,
     ) -> DecoderConditioning {
         let [n, e] = image_embeddings.dims();
+        // Inputs in the weights' dtype, outputs back in f32 (see `UNet::forward_timesteps`).
+        let dtype = self.embedding_proj.weight.val().dtype();
+        let (image_embeddings, prompt_embeds, text_hidden) = (image_embeddings.cast(dtype), prompt_embeds.cast(dtype), text_hidden.cast(dtype));
         let image_embeddings = if guidance {
             let null = self.learned_classifier_free_guidance_embeddings.val().reshape([1, e]).repeat_dim(0, n);
             Tensor::cat(vec![null, image_embeddings], 0)
@@ -83,8 +86,8 @@ impl UnCLIPTextProjModel {
             .swap_dims(1, 2);
         let text = self.text_encoder_hidden_states_norm.forward(self.encoder_hidden_states_proj.forward(text_hidden));
         DecoderConditioning {
-            encoder_hidden_states: Tensor::cat(vec![clip_tokens, text], 1),
-            additive_clip_time_embeddings: additive,
+            encoder_hidden_states: Tensor::cat(vec![clip_tokens, text], 1).cast(burn::tensor::DType::F32),
+            additive_clip_time_embeddings: additive.cast(burn::tensor::DType::F32),
         }
     }
 }

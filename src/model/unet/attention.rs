@@ -90,14 +90,15 @@ impl SpatialAttention {
         let mut bias = None;
         if let (Some(ak), Some(av), Some(ctx)) = (&self.add_k_proj, &self.add_v_proj, context) {
             let project = || {
-                let ek = split_heads(ak.forward(ctx.states.clone()), self.heads);
-                let ev = split_heads(av.forward(ctx.states.clone()), self.heads);
+                let states = ctx.states.clone().cast(x.dtype());
+                let ek = split_heads(ak.forward(states.clone()), self.heads);
+                let ev = split_heads(av.forward(states), self.heads);
                 // Context keys come first, so the spatial keys get zero bias after them.
                 let bias = ctx.mask_bias.as_ref().map(|m| {
                     let zeros = Tensor::zeros([b, h * w], &m.device());
                     let full = Tensor::cat(vec![m.clone(), zeros], 1);
                     let n = full.dims()[1];
-                    full.reshape([b, 1, 1, n])
+                    full.reshape([b, 1, 1, n]).cast(x.dtype())
                 });
                 (ek, ev, bias)
             };

@@ -63,11 +63,15 @@ impl UNet {
     ) -> Tensor<4> {
         let b = sample.dims()[0];
         let device = sample.device();
+        // Inputs in the weights' dtype (f16 with `--dtype f16`), the output back in f32 for
+        // the samplers.
+        let dtype = self.conv_in.weight.val().dtype();
+        let sample = sample.cast(dtype);
         let tf = self.time;
-        let t = timestep_tensor(timesteps, b, tf.dim, tf.flip_sin_to_cos, tf.freq_shift, &device);
+        let t = timestep_tensor(timesteps, b, tf.dim, tf.flip_sin_to_cos, tf.freq_shift, &device).cast(dtype);
         let mut emb = self.time_embedding.forward(t);
         if let Some(extra) = extra_emb {
-            emb = emb + extra;
+            emb = emb + extra.cast(dtype);
         }
 
         let mut x = self.conv_in.forward(sample);
@@ -83,7 +87,7 @@ impl UNet {
         for block in &self.up_blocks {
             x = block.forward(x, &mut skips, &emb, ctx);
         }
-        self.conv_out.forward(self.act.forward(self.conv_norm_out.forward(x)))
+        self.conv_out.forward(self.act.forward(self.conv_norm_out.forward(x))).cast(burn::tensor::DType::F32)
     }
 
     /// The attention layers with added K/V projections of the context (the decoder's).
