@@ -131,6 +131,19 @@ fn host_rows(device: &Device, iters: usize) -> Vec<Row> {
             || drop(crate::kernels::host::attention(&q, &k, &v, Some(&bias)).expect("host attention applies")),
         ));
     }
+    for (b, ci, co, size) in [(2usize, 32usize, 32usize, 32usize), (2, 64, 96, 16), (1, 64, 32, 64), (2, 192, 192, 64)] {
+        let layer = burn::nn::conv::Conv2dConfig::new([ci, co], [3, 3])
+            .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(device);
+        let x = rand([b, ci, size, size], 9, device);
+        let name = format!("conv 3x3 [{b}, {ci}, {size}, {size}] -> {co} channels");
+        rows.push(compare(
+            name,
+            iters,
+            || drop(layer.forward(x.clone())),
+            || drop(crate::kernels::host::conv3x3(&layer, &x).expect("host conv applies")),
+        ));
+    }
     for (b, c, g, size, mode) in GROUP_NORM_CASES {
         let (norm, x, cond) = group_norm_case(b, c, g, size, mode, device);
         let name = format!("group norm + {mode} + SiLU [{b}, {c}, {size}, {size}] / {g} groups");

@@ -396,16 +396,6 @@ fn text_to_image_on_wgpu_equals_flex() {
     assert!(max <= 1, "wgpu picture differs from flex by up to {max}/255");
 }
 
-/// Not a test: prints each kernel's time against the burn ops it replaces on this adapter.
-/// `cargo test --release --test kernels -- --ignored --nocapture bench_kernels`
-#[test]
-#[ignore]
-fn bench_kernels() {
-    let Some(gpu) = wgpu_device() else { return };
-    let iters = std::env::var("UNCLIP_BENCH_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
-    println!("{}", unclip::bench::run_kernels(&gpu, iters).expect("bench"));
-}
-
 // ---- Host (flex CPU) fused loops, `kernels::host`: no GPU needed. ----
 
 #[test]
@@ -464,4 +454,29 @@ fn host_loops_stay_off_autodiff_devices_so_training_keeps_its_gradients() {
     assert!(kernels::host::attention(&q, &q, &q, None).is_none());
     let norm = GroupNormConfig::new(2, 2).init(&ad);
     assert!(kernels::host::group_norm_silu(&norm, &q, &TimeCond::None).is_none());
+}
+
+#[test]
+fn host_conv3x3_equals_burn_conv_with_and_without_bias() {
+    let cpu = Device::flex();
+    for (b, ci, co, h, w, bias) in [(2usize, 8usize, 16usize, 12usize, 12usize, true), (1, 3, 5, 7, 9, false), (3, 16, 4, 1, 1, true), (1, 32, 32, 16, 5, true)] {
+        let mut layer = burn::nn::conv::Conv2dConfig::new([ci, co], [3, 3])
+            .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .with_bias(bias)
+            .init(&cpu);
+        layer.weight = Param::from_tensor(tensor(&values(co * ci * 9, 1), [co, ci, 3, 3], &cpu));
+        if bias {
+            layer.bias = Some(Param::from_tensor(tensor(&values(co, 2), [co], &cpu)));
+        }
+        let x = tensor(&values(b * ci * h * w, 3), [b, ci, h, w], &cpu);
+        let want = to_vec(layer.forward(x.clone()));
+        let got = kernels::host::conv3x3(&layer, &x).expect("host conv applies");
+        assert_close(&format!("conv [{b}, {ci}, {h}, {w}] -> {co}"), &to_vec(got), &want, 1e-5);
+    }
+    // Strided (down-sampling) convs are left to burn.
+    let strided = burn::nn::conv::Conv2dConfig::new([4, 4], [3, 3])
+        .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .with_stride([2, 2])
+        .init(&cpu);
+    assert!(kernels::host::conv3x3(&strided, &tensor(&values(64, 4), [1, 4, 4, 4], &cpu)).is_none());
 }

@@ -12,7 +12,8 @@
 //! keep the burn-ops references, which the tests compare these against.
 
 use burn::backend::DispatchDevice;
-use burn::nn::GroupNorm;
+use burn::nn::conv::Conv2d;
+use burn::nn::{GroupNorm, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::DType;
 use rayon::prelude::*;
@@ -275,6 +276,78 @@ pub fn group_norm_silu(norm: &GroupNorm, x: &Tensor<4>, cond: &TimeCond) -> Opti
         }
     });
     Some(tensor_from(out, [b, c, hgt, wid], &device))
+}
+
+/// A 3×3, stride-1, padding-1 convolution (every resnet conv of the UNets) as nine
+/// shifted matrix products on the zero-padded NCHW input, so there is no im2col buffer and
+/// no NHWC round trip: the output is computed on the padded width (W + 2 columns per row,
+/// the last two discarded), which makes each tap's input a plain strided view.
+/// `None` where this path does not apply.
+pub fn conv3x3(conv: &Conv2d, x: &Tensor<4>) -> Option<Tensor<4>> {
+    let device = x.device();
+    let weight = conv.weight.val();
+    let [co, ci, kh, kw] = weight.dims();
+    let [b, c, h, w] = x.dims();
+    let padded_one = matches!(conv.padding, PaddingConfig2d::Explicit(1, 1, 1, 1) | PaddingConfig2d::Same);
+    if !enabled(&device)
+        || x.dtype() != DType::F32
+        || weight.dtype() != DType::F32
+        || [kh, kw] != [3, 3]
+        || conv.stride != [1, 1]
+        || conv.dilation != [1, 1]
+        || conv.groups != 1
+        || !padded_one
+        || c != ci
+        || h == 0
+        || w == 0
+    {
+        return None;
+    }
+    let wv = to_vec(weight);
+    let bias = conv.bias.as_ref().map(|p| to_vec(p.val()));
+    let xv = to_vec(x.clone());
+    let (pw, ph) = (w + 2, h + 2);
+    // Valid outputs on the padded grid: rows 0..h, columns 0..w of each (w + 2)-wide row.
+    let span = h * pw - 2;
+    let mut out = vec![0f32; b * co * h * w];
+    // Images in parallel; within an image too when there are fewer images than threads and
+    // enough work to split (gemm's own rayon split).
+    let threads = rayon::current_num_threads();
+    let inner = if b < threads && co * span * ci >= 1 << 20 { gemm::Parallelism::Rayon(threads.div_ceil(b)) } else { gemm::Parallelism::None };
+    out.par_chunks_mut(co * h * w).enumerate().for_each(|(bi, dst)| {
+        let mut padded = vec![0f32; ci * ph * pw];
+        for (plane, src) in padded.chunks_exact_mut(ph * pw).zip(xv[bi * ci * h * w..(bi + 1) * ci * h * w].chunks_exact(h * w)) {
+            for (y, row) in src.chunks_exact(w).enumerate() {
+                plane[(y + 1) * pw + 1..(y + 1) * pw + 1 + w].copy_from_slice(row);
+            }
+        }
+        let mut acc = vec![0f32; co * h * pw];
+        for tap in 0..9 {
+            let (ky, kx) = (tap / 3, tap % 3);
+            // acc[o, p] (+)= Σ_i W[o, i, ky, kx] · padded[i, p + ky·pw + kx]
+            // SAFETY: W is read at o·ci·9 + i·9 + tap < co·ci·9; padded at
+            // i·ph·pw + ky·pw + kx + p with p < span, which stays below ci·ph·pw; acc at
+            // o·h·pw + p < co·h·pw.
+            unsafe {
+                gemm::gemm(
+                    co, span, ci,
+                    acc.as_mut_ptr(), 1, (h * pw) as isize, tap > 0,
+                    wv.as_ptr().add(tap), 9, (ci * 9) as isize,
+                    padded.as_ptr().add(ky * pw + kx), 1, (ph * pw) as isize,
+                    1.0, 1.0, false, false, false, inner,
+                );
+            }
+        }
+        for (o, (plane, src)) in dst.chunks_exact_mut(h * w).zip(acc.chunks_exact(h * pw)).enumerate() {
+            let b0 = bias.as_ref().map_or(0.0, |v| v[o]);
+            for (row, srow) in plane.chunks_exact_mut(w).zip(src.chunks_exact(pw)) {
+                for (d, s) in row.iter_mut().zip(srow) {
+                    *d = s + b0;
+                }
+            }
+        }
+    });
+    Some(tensor_from(out, [b, co, h, w], &device))
 }
 
 #[cfg(test)]

@@ -60,6 +60,11 @@ pub fn attention_reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Optio
     activation::softmax(scores, 3).matmul(v)
 }
 
+/// A 2-D convolution: the fused host loop for 3×3 convs on flex, burn's op elsewhere.
+pub fn conv(layer: &burn::nn::conv::Conv2d, x: Tensor<4>) -> Tensor<4> {
+    crate::kernels::host::conv3x3(layer, &x).unwrap_or_else(|| layer.forward(x))
+}
+
 /// `[b, s, heads·d]` → `[b, heads, s, d]`.
 pub fn split_heads(x: Tensor<3>, heads: usize) -> Tensor<4> {
     let [b, s, c] = x.dims();

@@ -14,7 +14,7 @@ use burn::nn::GroupNorm;
 use burn::prelude::*;
 
 use crate::model::embeddings::{TimestepEmbedding, timestep_tensor};
-use crate::model::nn::Act;
+use crate::model::nn::{Act, conv};
 use attention::Context;
 use blocks::{DownBlock, MidBlock, UpBlock};
 
@@ -74,7 +74,7 @@ impl UNet {
             emb = emb + extra.cast(dtype);
         }
 
-        let mut x = self.conv_in.forward(sample);
+        let mut x = conv(&self.conv_in, sample);
         let mut skips = vec![x.clone()];
         for block in &self.down_blocks {
             let (out, pushed) = block.forward(x, &emb, ctx);
@@ -87,7 +87,7 @@ impl UNet {
         for block in &self.up_blocks {
             x = block.forward(x, &mut skips, &emb, ctx);
         }
-        self.conv_out.forward(self.act.forward(self.conv_norm_out.forward(x))).cast(burn::tensor::DType::F32)
+        conv(&self.conv_out, self.act.forward(self.conv_norm_out.forward(x))).cast(burn::tensor::DType::F32)
     }
 
     /// The attention layers with added K/V projections of the context (the decoder's).

@@ -6,7 +6,7 @@ use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::prelude::*;
 
 use crate::kernels::group_norm::{TimeCond, group_norm_act};
-use crate::model::nn::Act;
+use crate::model::nn::{Act, conv};
 
 /// How a resnet resamples (inside the block, after norm1 + activation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +82,7 @@ impl ResnetBlock2D {
                 h = avg_pool2x(h);
             }
         }
-        let h = self.conv1.forward(h);
+        let h = conv(&self.conv1, h);
         let temb = if s.skip_time_act { temb } else { s.act.forward(temb) };
         let t = self.time_emb_proj.forward(temb);
         let [b, tc] = t.dims();
@@ -90,7 +90,7 @@ impl ResnetBlock2D {
         // scale_shift: act(norm2(h)·(1 + scale) + shift) with t = [scale; shift];
         // default: act(norm2(h + t)).
         let cond = if s.scale_shift { TimeCond::ScaleShift(t) } else { TimeCond::Add(t) };
-        let h = self.conv2.forward(group_norm_act(&self.norm2, h, cond, s.act));
+        let h = conv(&self.conv2, group_norm_act(&self.norm2, h, cond, s.act));
         if let Some(sc) = &self.conv_shortcut {
             skip = sc.forward(skip);
         }
