@@ -361,3 +361,26 @@ fn opening_a_folder_that_is_not_a_model_says_what_is_missing() {
     assert!(h.query_by_label_contains("No model").is_some());
     assert!(!h.state().model_ready());
 }
+
+#[test]
+fn choosing_half_precision_in_the_model_menu_keeps_generating_and_is_remembered() {
+    let dir = TempDir::new("half");
+    let mut h = open_app(dir.path());
+    h.get_by_label("Model").click();
+    h.run();
+    h.get_by_label("Half precision (f16)").click();
+    h.run();
+    h.get_by_label("Free memory between stages").click();
+    h.run();
+    assert!(h.state().settings().half_precision && h.state().settings().release_stages);
+
+    type_into(&mut h, "Prompt", "a blue cross");
+    h.get_by_label("Generate").click();
+    h.step();
+    wait_until(&mut h, "an f16 result", |h| idle(h) && results(h, "“a blue cross”") == 1);
+    assert_eq!(h.state().banner_text(), None, "no error from the f16 run");
+
+    drop(h);
+    let h = open_app(dir.path());
+    assert!(h.state().settings().half_precision, "the choice survives a restart");
+}

@@ -154,6 +154,11 @@ impl UnclipApp {
                 self.model = super::status::ModelState::Opening;
                 self.worker.send(Job::SetDevice(d));
             }
+            Action::SetMemory(m) => {
+                self.settings.half_precision = m.half_precision;
+                self.settings.release_stages = m.release_stages;
+                self.worker.send(Job::SetMemory(m));
+            }
         }
     }
 

@@ -50,7 +50,9 @@ impl UnclipApp {
             if ui.button("Open image…").on_hover_text("Or drop an image file on the window").clicked() {
                 actions.push(Action::OpenImageDialog);
             }
-            ui.menu_button("Model", |ui| {
+            // Stays open while its checkboxes are toggled; the buttons close it themselves.
+            let keep_open = egui::containers::menu::MenuConfig::new().close_behavior(egui::PopupCloseBehavior::CloseOnClickOutside);
+            egui::containers::menu::MenuButton::new("Model").config(keep_open).ui(ui, |ui| {
                 if ui.button("Open model folder…").on_hover_text("Any diffusers-layout unCLIP folder").clicked() {
                     actions.push(Action::OpenModelFolder);
                     ui.close();
@@ -58,6 +60,19 @@ impl UnclipApp {
                 if ui.button("Use the built-in model").clicked() {
                     actions.push(Action::UseDefaultModel);
                     ui.close();
+                }
+                ui.separator();
+                let mut memory = crate::app::worker::Memory {
+                    half_precision: self.settings.half_precision,
+                    release_stages: self.settings.release_stages,
+                };
+                let before = memory;
+                ui.checkbox(&mut memory.half_precision, "Half precision (f16)")
+                    .on_hover_text("Half the weight memory; for GPUs with f16 support. Networks reload on the next run.");
+                ui.checkbox(&mut memory.release_stages, "Free memory between stages")
+                    .on_hover_text("Load each stage's networks when it starts and free them when it ends: less memory, slower runs.");
+                if memory != before {
+                    actions.push(Action::SetMemory(memory));
                 }
             });
             let current = self.device;

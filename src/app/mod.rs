@@ -167,6 +167,10 @@ impl UnclipApp {
         let device = if config.device == DevicePref::Auto { settings.device } else { config.device };
 
         let worker = Worker::spawn(ctx.clone());
+        worker.send(worker::Job::SetMemory(worker::Memory {
+            half_precision: settings.half_precision,
+            release_stages: settings.release_stages,
+        }));
         worker.send(worker::Job::OpenModel { folder: model_folder.clone(), device });
         let loader = Loader::new(ctx.clone());
 

@@ -108,6 +108,10 @@ pub struct Settings {
     /// Decoder steps of the quick frames rendered while a θ slider is dragged.
     pub draft_steps: usize,
     pub device: DevicePref,
+    /// Networks in f16 (half the weight memory; for GPUs with shader-f16).
+    pub half_precision: bool,
+    /// Free each stage's networks when it ends (less memory, reload on the next run).
+    pub release_stages: bool,
     /// A model folder picked with "Open model folder…" (None: the shipped model).
     pub model: Option<PathBuf>,
     /// Images in the input slots, re-opened at start when they still exist.
@@ -138,6 +142,8 @@ impl Default for Settings {
             text_diff: TextDiffSettings::default(),
             draft_steps: 8,
             device: DevicePref::Auto,
+            half_precision: false,
+            release_stages: false,
             model: None,
             vary_source: None,
             interp_a: None,

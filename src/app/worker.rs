@@ -51,6 +51,9 @@ pub enum Job {
     },
     /// Re-open the current folder on another device.
     SetDevice(DevicePref),
+    /// Memory settings: network precision (components reload on next use when it changes)
+    /// and whether each stage's networks are freed when it ends.
+    SetMemory(Memory),
     Generate {
         ticket: Ticket,
         params: GenerateParams,
@@ -93,7 +96,7 @@ impl Job {
             | Job::Interpolate { ticket, .. }
             | Job::TextDiff { ticket, .. }
             | Job::Panic { ticket } => Some(ticket),
-            Job::OpenModel { .. } | Job::SetDevice(_) | Job::Shutdown => None,
+            Job::OpenModel { .. } | Job::SetDevice(_) | Job::SetMemory(_) | Job::Shutdown => None,
         }
     }
 }
@@ -203,10 +206,31 @@ impl Outbox {
     }
 }
 
+/// Precision and stage release, as the app's settings hold them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Memory {
+    pub half_precision: bool,
+    pub release_stages: bool,
+}
+
+impl Memory {
+    fn apply(self, engine: &mut Engine) {
+        let dtype = if self.half_precision { burn::tensor::DType::F16 } else { burn::tensor::DType::F32 };
+        if engine.dtype != dtype {
+            // Loaded networks are in the old dtype; they load again on next use. The caches
+            // hold f32 results (networks return f32), so they stay valid.
+            engine.parts = Default::default();
+            engine.dtype = dtype;
+        }
+        engine.release_stages = self.release_stages;
+    }
+}
+
 /// What the worker keeps between jobs.
 struct State {
     folder: Option<PathBuf>,
     device: DevicePref,
+    memory: Memory,
     engine: Option<Engine>,
     /// Why there is no engine, for jobs that arrive anyway.
     missing: String,
@@ -219,7 +243,8 @@ impl State {
         self.device = device;
         self.engine = None;
         let result = choose(device).and_then(|chosen| {
-            let engine = Engine::open(folder, chosen.device.clone()).map_err(|e| e.to_string())?;
+            let mut engine = Engine::open(folder, chosen.device.clone()).map_err(|e| e.to_string())?;
+            self.memory.apply(&mut engine);
             Ok((engine, chosen))
         });
         match result {
@@ -250,12 +275,21 @@ impl State {
             && let Ok(chosen) = choose(self.device)
         {
             self.engine = Engine::open(&folder, chosen.device).ok();
+            if let Some(engine) = self.engine.as_mut() {
+                self.memory.apply(engine);
+            }
         }
     }
 }
 
 fn worker_loop(jobs: Receiver<Job>, out: Outbox) {
-    let mut state = State { folder: None, device: DevicePref::Auto, engine: None, missing: "no model is open".into() };
+    let mut state = State {
+        folder: None,
+        device: DevicePref::Auto,
+        memory: Memory::default(),
+        engine: None,
+        missing: "no model is open".into(),
+    };
     while let Ok(job) = jobs.recv() {
         match job {
             Job::Shutdown => break,
@@ -264,6 +298,12 @@ fn worker_loop(jobs: Receiver<Job>, out: Outbox) {
                 Some(folder) => state.open(&folder, device, &out),
                 None => state.device = device,
             },
+            Job::SetMemory(memory) => {
+                state.memory = memory;
+                if let Some(engine) = state.engine.as_mut() {
+                    memory.apply(engine);
+                }
+            }
             job => run_guarded(&mut state, job, &out),
         }
     }
@@ -325,7 +365,7 @@ fn execute(engine: &mut Engine, job: Job, ticket: &Ticket, out: &Outbox) -> Resu
             engine.text_diff(&image, &to, &from, theta, &params, &mut ctl)?
         }
         Job::Panic { .. } => panic!("fault injected by a test"),
-        Job::OpenModel { .. } | Job::SetDevice(_) | Job::Shutdown => return Ok(Vec::new()),
+        Job::OpenModel { .. } | Job::SetDevice(_) | Job::SetMemory(_) | Job::Shutdown => return Ok(Vec::new()),
     };
     Ok(generated.pictures)
 }

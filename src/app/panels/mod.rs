@@ -52,6 +52,7 @@ pub enum Action {
     OpenModelFolder,
     UseDefaultModel,
     SetDevice(crate::device::DevicePref),
+    SetMemory(crate::app::worker::Memory),
     OpenImageDialog,
 }
 
