@@ -79,10 +79,12 @@ impl Recipe {
             RecipeKind::Full => Self {
                 kind,
                 spec: Spec::full(),
-                // What the shipped model was trained with (about 80 minutes on 2 idle cores).
+                // The shipped model's budgets. `train all` runs CLIP → decoder beside
+                // super-res → prior: about 11 + 85–110 minutes on 2 cores (decoder 1.1–1.5 s a
+                // step, depending on what else the machine does).
                 clip: b(1500, 64, 1e-3),
                 prior: b(700, 64, 5e-4),
-                decoder: b(1500, 16, 5e-4),
+                decoder: b(4500, 16, 5e-4),
                 superres: b(800, 8, 5e-4),
                 world_seed: 1,
             },
@@ -112,11 +114,18 @@ pub struct StageSummary {
     pub accuracy: Option<f64>,
 }
 
-/// The training device, with burn's random initialisation seeded so a recipe is repeatable.
-fn train_device(seed: u64) -> Device {
+/// burn's CPU random generator is one global: stages trained at the same time (`train_all`)
+/// hold this from seeding to the end of their initialisation, so each stage's initial
+/// weights do not depend on the other thread's timing.
+static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The training device, with burn's random initialisation seeded so a recipe is repeatable;
+/// the returned guard must live until the stage's networks are initialised.
+fn train_device(seed: u64) -> (Device, std::sync::MutexGuard<'static, ()>) {
+    let guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let device = Device::flex().autodiff();
     device.seed(seed);
-    device
+    (device, guard)
 }
 
 fn read_cfg<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, String> {
@@ -144,7 +153,7 @@ pub fn train_stage(
     quiet: bool,
 ) -> Result<StageSummary, String> {
     // One seed per stage: a stage trained alone starts from the same weights as in `all`.
-    let device = train_device(recipe.world_seed * 16 + stage as u64);
+    let (device, init_guard) = train_device(recipe.world_seed * 16 + stage as u64);
     let world = world::World::new(recipe.world_seed);
     let spec = &recipe.spec;
     let summary = |run: &StageRun, accuracy| StageSummary {
@@ -173,6 +182,7 @@ pub fn train_stage(
                 .map_err(|e| e.to_string())?,
                 logit_scale: Param::from_tensor(Tensor::from_floats([(1.0f32 / 0.07).ln()], &device)),
             };
+            drop(init_guard);
             let mut run = StageRun::new("clip", recipe.clip, work, quiet).map_err(|e| e.to_string())?;
             let start = if resume { run.resume(&mut pair)? } else { 0 };
             let (pair, acc) = clip::train(pair, &tok, &world, &mut run, start, &device)?;
@@ -192,6 +202,7 @@ pub fn train_stage(
             let e = mean.len();
             prior.clip_mean = Param::from_tensor(tensor_from(mean, [1, e], &device));
             prior.clip_std = Param::from_tensor(tensor_from(std, [1, e], &device));
+            drop(init_guard);
             let mut run = StageRun::new("prior", recipe.prior, work, quiet).map_err(|e| e.to_string())?;
             let start = if resume { run.resume(&mut prior)? } else { 0 };
             let prior = prior::train(prior, &clip, &world, &mut run, start, &device)?;
@@ -211,6 +222,7 @@ pub fn train_stage(
                 decoder: crate::model::unet::decoder::init(&read_cfg::<config::DecoderConfig>(&dec_cfg)?, &device)
                     .map_err(|e| e.to_string())?,
             };
+            drop(init_guard);
             let mut run = StageRun::new("decoder", recipe.decoder, work, quiet).map_err(|e| e.to_string())?;
             let start = if resume { run.resume(&mut pair)? } else { 0 };
             let pair = decoder::train(pair, &clip, &world, &mut run, start, spec.image_size, &device)?;
@@ -227,6 +239,7 @@ pub fn train_stage(
             let cfg = spec.super_res_first();
             let mut unet =
                 crate::model::unet::super_res::init(&read_cfg(&cfg)?, &device).map_err(|e| e.to_string())?;
+            drop(init_guard);
             let mut run = StageRun::new("superres", recipe.superres, work, quiet).map_err(|e| e.to_string())?;
             let start = if resume { run.resume(&mut unet)? } else { 0 };
             let unet = superres::train(unet, &world, &mut run, start, (spec.image_size, spec.sr_size), &device)?;
@@ -245,7 +258,9 @@ pub fn train_stage(
     }
 }
 
-/// All four stages in order.
+/// All four stages as two chains on two threads (flex trains mostly on one core): CLIP then
+/// the decoder (the longest stage), and super-resolution (which needs no CLIP) then the prior
+/// (which waits for CLIP).
 pub fn train_all(
     recipe: &Recipe,
     out: &Path,
@@ -253,12 +268,31 @@ pub fn train_all(
     resume: bool,
     quiet: bool,
 ) -> Result<Vec<StageSummary>, String> {
-    let mut done = Vec::new();
-    for s in [StageName::Clip, StageName::Prior, StageName::Decoder, StageName::Superres] {
-        done.push(train_stage(s, recipe, out, work, resume, quiet)?);
-    }
+    let stage = |s| train_stage(s, recipe, out, work, resume, quiet);
+    let (clip_ready, wait_clip) = std::sync::mpsc::channel::<bool>();
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(move || -> Result<Vec<StageSummary>, String> {
+            let clip = stage(StageName::Clip);
+            let _ = clip_ready.send(clip.is_ok());
+            let clip = clip?;
+            Ok(vec![clip, stage(StageName::Decoder)?])
+        });
+        let b = scope.spawn(move || -> Result<Vec<StageSummary>, String> {
+            let superres = stage(StageName::Superres)?;
+            if !wait_clip.recv().unwrap_or(false) {
+                return Err("prior: the clip stage did not finish".into());
+            }
+            Ok(vec![superres, stage(StageName::Prior)?])
+        });
+        let join = |h: std::thread::ScopedJoinHandle<'_, Result<Vec<StageSummary>, String>>| {
+            h.join().unwrap_or_else(|_| Err("a training thread panicked".into()))
+        };
+        (join(a), join(b))
+    });
+    let (mut a, b) = (a?, b?);
+    a.extend(b);
     export::write_json(&out.join("model_index.json"), &export::model_index())?;
-    Ok(done)
+    Ok(a)
 }
 
 /// Default places: the shipped model folder and its training work folder.
