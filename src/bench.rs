@@ -205,7 +205,26 @@ fn wgsl_rows(device: &Device, iters: usize) -> Result<Vec<Row>, String> {
         ));
     }
 
-    // 3. GroupNorm + conditioning + SiLU at decoder-like sizes.
+    // 3. Attention at decoder-like sizes (added-K/V: context keys first, masked).
+    for (b, h, n, m, d) in [(2usize, 2usize, 256usize, 337usize, 32usize), (2, 6, 1024, 1105, 64)] {
+        let q = rand([b, h, n, d], 11, device);
+        let k = rand([b, h, m, d], 12, device);
+        let v = rand([b, h, m, d], 13, device);
+        let bias = tensor_from(vec![0f32; b * m], [b, 1, 1, m], device);
+        let run = |kernel: bool| {
+            let o = if kernel {
+                crate::kernels::attention::kernel(&q, &k, &v, Some(&bias)).expect("kernel applies")
+            } else {
+                crate::model::nn::attention_reference(q.clone(), k.clone(), v.clone(), Some(bias.clone()))
+            };
+            sync(device);
+            drop(o);
+        };
+        let name = format!("attention [{b}, {h}, {n}, {d}] x {m} keys");
+        rows.push(compare(name, iters, || run(false), || run(true)));
+    }
+
+    // 4. GroupNorm + conditioning + SiLU at decoder-like sizes.
     for (b, c, g, size, mode) in GROUP_NORM_CASES {
         let (norm, x, cond) = group_norm_case(b, c, g, size, mode, device);
         let run = |kernel: bool| {

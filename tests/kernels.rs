@@ -398,17 +398,16 @@ fn text_to_image_on_wgpu_equals_flex() {
 
 // ---- Host (flex CPU) fused loops, `kernels::host`: no GPU needed. ----
 
-#[test]
-fn host_attention_equals_burn_ops_for_every_bias_layout() {
-    let cpu = Device::flex();
+/// Attention inputs over every bias layout the networks use (none, per-key mask, causal
+/// [1, 1, n, m], full), with mask-like entries (−10000 and f32::MIN), head dims 3…64.
+fn attention_cases(device: &Device) -> Vec<(String, Tensor<4>, Tensor<4>, Tensor<4>, Option<Tensor<4>>)> {
     let bias_of = |shape: [usize; 4], seed: u64| {
         let n: usize = shape.iter().product();
-        // Some entries strongly negative, as masks are; one huge negative like a causal mask.
         let v: Vec<f32> = values(n, seed).iter().enumerate().map(|(i, x)| if i % 7 == 3 { -10_000.0 } else if i % 11 == 5 { f32::MIN } else { *x }).collect();
-        tensor(&v, shape, &cpu)
+        tensor(&v, shape, device)
     };
     // (b, heads, n, m, d, bias shape)
-    let cases: Vec<(usize, usize, usize, usize, usize, Option<[usize; 4]>)> = vec![
+    let shapes: Vec<(usize, usize, usize, usize, usize, Option<[usize; 4]>)> = vec![
         (2, 2, 256, 337, 32, Some([2, 1, 1, 337])),
         (2, 3, 70, 45, 8, Some([2, 1, 1, 45])),
         (1, 4, 77, 77, 16, Some([1, 1, 77, 77])),
@@ -416,15 +415,48 @@ fn host_attention_equals_burn_ops_for_every_bias_layout() {
         (1, 1, 5, 9, 3, None),
         (3, 2, 40, 40, 64, None),
     ];
-    for (b, h, n, m, d, bias) in cases {
-        let q = tensor(&values(b * h * n * d, 1).iter().map(|x| 3.0 * x).collect::<Vec<_>>(), [b, h, n, d], &cpu);
-        let k = tensor(&values(b * h * m * d, 2), [b, h, m, d], &cpu);
-        let v = tensor(&values(b * h * m * d, 3), [b, h, m, d], &cpu);
-        let bias = bias.map(|s| bias_of(s, 4));
+    shapes
+        .into_iter()
+        .map(|(b, h, n, m, d, bias)| {
+            let q = tensor(&values(b * h * n * d, 1).iter().map(|x| 3.0 * x).collect::<Vec<_>>(), [b, h, n, d], device);
+            let k = tensor(&values(b * h * m * d, 2), [b, h, m, d], device);
+            let v = tensor(&values(b * h * m * d, 3), [b, h, m, d], device);
+            (format!("attention b{b} h{h} n{n} m{m} d{d}"), q, k, v, bias.map(|s| bias_of(s, 4)))
+        })
+        .collect()
+}
+
+#[test]
+fn host_attention_equals_burn_ops_for_every_bias_layout() {
+    for (name, q, k, v, bias) in attention_cases(&Device::flex()) {
         let want = to_vec(unclip::model::nn::attention_reference(q.clone(), k.clone(), v.clone(), bias.clone()));
         let got = kernels::host::attention(&q, &k, &v, bias.as_ref()).expect("host attention applies on flex f32");
-        assert_close(&format!("attention b{b} h{h} n{n} m{m} d{d}"), &to_vec(got), &want, 1e-5);
+        assert_close(&name, &to_vec(got), &want, 1e-5);
     }
+}
+
+#[test]
+fn attention_kernel_equals_burn_ops_in_f32_and_f16() {
+    let Some(gpu) = wgpu_device() else { return };
+    let start = Instant::now();
+    let half = gpu.supports_dtype(DType::F16);
+    if !half {
+        println!("f16 part skipped: this adapter has no SHADER_F16");
+    }
+    for (name, q, k, v, bias) in attention_cases(&gpu) {
+        let want = to_vec(unclip::model::nn::attention_reference(q.clone(), k.clone(), v.clone(), bias.clone()));
+        let got = kernels::attention::kernel(&q, &k, &v, bias.as_ref()).expect("the kernel applies");
+        assert_close(&format!("{name} f32"), &to_vec(got), &want, 1e-5);
+        if half {
+            let h = |t: &Tensor<4>| t.clone().cast(DType::F16);
+            // The reference on the f16-rounded inputs, computed in f32.
+            let f = |t: &Tensor<4>| h(t).cast(DType::F32);
+            let want = to_vec(unclip::model::nn::attention_reference(f(&q), f(&k), f(&v), bias.clone()));
+            let got = kernels::attention::kernel(&h(&q), &h(&k), &h(&v), bias.as_ref()).expect("the kernel applies in f16");
+            assert_close(&format!("{name} f16"), &to_vec(got), &want, 1e-2);
+        }
+    }
+    println!("attention cases took {:.1} s", start.elapsed().as_secs_f32());
 }
 
 #[test]

@@ -42,6 +42,9 @@ pub fn gelu_erf<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// softmax(q·kᵀ/√d + bias)·v over `[batch, heads, seq, head_dim]`; `bias` broadcasts to
 /// `[batch, heads, q_len, k_len]`.
 pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<4>>) -> Tensor<4> {
+    if let Some(out) = crate::kernels::attention::attention(&q, &k, &v, bias.as_ref()) {
+        return out;
+    }
     if let Some(out) = crate::kernels::host::attention(&q, &k, &v, bias.as_ref()) {
         return out;
     }

@@ -83,7 +83,7 @@ impl Recipe {
                 // super-res → prior: about 11 + 85–110 minutes on 2 cores (decoder 1.1–1.5 s a
                 // step, depending on what else the machine does).
                 clip: b(1500, 64, 1e-3),
-                prior: b(700, 64, 5e-4),
+                prior: b(2000, 64, 5e-4),
                 decoder: b(4500, 16, 5e-4),
                 superres: b(800, 8, 5e-4),
                 world_seed: 1,

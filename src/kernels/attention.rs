@@ -1,0 +1,99 @@
+//! Fused attention (`shaders/attention.wgsl`): softmax(q·kᵀ/√d + bias)·v with an online
+//! softmax, one invocation per query row — the added-K/V attention of the decoder and every
+//! transformer's attention on wgpu.
+//!
+//! Reference: [`crate::model::nn::attention_reference`], burn's composed ops.
+
+use burn::backend::Dispatch;
+use burn::prelude::*;
+use burn_cubecl::tensor::CubeTensor;
+
+use super::{WORKGROUP, WgslKernels, Wgsl, contiguous, cube_count, empty_like, f32_bits, kernel_dtype, launch_wgsl};
+
+const SOURCE: &str = include_str!("../../shaders/attention.wgsl");
+
+/// The shader's head-dimension limit (its per-invocation accumulator).
+pub const MAX_HEAD_DIM: usize = 128;
+
+/// `[b·heads, heads, n, m, d, scale bits, has_bias, bias stride b, h, n]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionParams {
+    pub words: [u32; 10],
+}
+
+/// The kernel on a wgpu device, whatever [`super::enabled`] says; `None` where it cannot run.
+pub fn kernel(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tensor<4>>) -> Option<Tensor<4>> {
+    if !super::is_wgpu(&q.device()) {
+        return None;
+    }
+    let params = plan(q, k, v, bias)?;
+    Some(run(q, k, v, bias, params))
+}
+
+/// The kernel where [`super::enabled`] (wgpu, kernels on), else `None`.
+pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tensor<4>>) -> Option<Tensor<4>> {
+    if !super::enabled(&q.device()) {
+        return None;
+    }
+    kernel(q, k, v, bias)
+}
+
+fn plan(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tensor<4>>) -> Option<AttentionParams> {
+    let [b, h, n, d] = q.dims();
+    let [kb, kh, m, kd] = k.dims();
+    let dtype = q.dtype();
+    let same = kb == b && kh == h && kd == d && v.dims() == k.dims() && k.dtype() == dtype && v.dtype() == dtype;
+    let fits = |x: usize| x < u32::MAX as usize / 2;
+    if !same || !kernel_dtype(dtype) || d == 0 || d > MAX_HEAD_DIM || !fits(b * h * n * d) || !fits(b * h * m * d) {
+        return None;
+    }
+    let (has_bias, strides) = match bias {
+        Some(t) => {
+            let [bb, bh, bn, bm] = t.dims();
+            let ok = |dim: usize, full: usize| dim == 1 || dim == full;
+            if bm != m || !ok(bb, b) || !ok(bh, h) || !ok(bn, n) || !fits(bb * bh * bn * bm) {
+                return None;
+            }
+            let stride = |dim: usize, s: usize| if dim == 1 { 0 } else { s as u32 };
+            (1, [stride(bb, bh * bn * m), stride(bh, bn * m), stride(bn, m)])
+        }
+        None => (0, [0, 0, 0]),
+    };
+    let scale = (d as f32).powf(-0.5);
+    Some(AttentionParams {
+        words: [
+            (b * h) as u32,
+            h as u32,
+            n as u32,
+            m as u32,
+            d as u32,
+            f32_bits(scale),
+            has_bias,
+            strides[0],
+            strides[1],
+            strides[2],
+        ],
+    })
+}
+
+fn run(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tensor<4>>, params: AttentionParams) -> Tensor<4> {
+    // The shader binds a bias buffer in every case; without one it is never read.
+    let bias = bias.map(|t| t.clone().cast(q.dtype())).unwrap_or_else(|| q.clone());
+    Tensor::from_dispatch(<Dispatch as WgslKernels>::attention(
+        q.clone().into_dispatch(),
+        k.clone().into_dispatch(),
+        v.clone().into_dispatch(),
+        bias.into_dispatch(),
+        params,
+    ))
+}
+
+/// The `CubeBackend` side: one invocation per query row.
+pub(crate) fn launch(q: CubeTensor, k: CubeTensor, v: CubeTensor, bias: CubeTensor, params: AttentionParams) -> CubeTensor {
+    let (q, k, v, bias) = (contiguous(q), contiguous(k), contiguous(v), contiguous(bias));
+    let out = empty_like(&q, q.meta.shape().clone(), q.dtype);
+    let rows = (params.words[0] * params.words[2]) as usize;
+    let kernel = Wgsl { name: "attention", source: SOURCE, dtype: q.dtype, spec: 0 };
+    launch_wgsl(kernel, cube_count(rows.div_ceil(WORKGROUP as usize)), &[&q, &k, &v, &bias, &out], &params.words);
+    out
+}
