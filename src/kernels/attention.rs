@@ -1,6 +1,6 @@
 //! Fused attention (`shaders/attention.wgsl`): softmax(q·kᵀ/√d + bias)·v with an online
-//! softmax, one invocation per query row — the added-K/V attention of the decoder and every
-//! transformer's attention on wgpu.
+//! softmax, one invocation per query row and key tiles shared by the workgroup — the added-K/V
+//! attention of the decoder and every transformer's attention on wgpu.
 //!
 //! Reference: [`crate::model::nn::attention_reference`], burn's composed ops.
 
@@ -30,9 +30,15 @@ pub fn kernel(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tensor<
     Some(run(q, k, v, bias, params))
 }
 
-/// The kernel where [`super::enabled`] (wgpu, kernels on), else `None`.
+/// The kernel where [`super::enabled`] and `UNCLIP_KERNELS=all`, else `None`.
+///
+/// Off by default: on lavapipe (the only adapter this project has measured) it runs at
+/// 0.5× burn's matmul + softmax + matmul (workgroup barriers and shared memory are emulated
+/// on CPU threads there), and no real GPU has timed it yet. The tests hold it to the
+/// reference either way, so a GPU benchmark (`unclip --device gpu bench kernels`) is all it
+/// takes to decide.
 pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tensor<4>>) -> Option<Tensor<4>> {
-    if !super::enabled(&q.device()) {
+    if !super::enabled(&q.device()) || !super::all_by_env() {
         return None;
     }
     kernel(q, k, v, bias)
@@ -88,12 +94,14 @@ fn run(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tensor<4>>, pa
     ))
 }
 
-/// The `CubeBackend` side: one invocation per query row.
+/// The `CubeBackend` side: one invocation per query row, key tiles shared per workgroup.
 pub(crate) fn launch(q: CubeTensor, k: CubeTensor, v: CubeTensor, bias: CubeTensor, params: AttentionParams) -> CubeTensor {
     let (q, k, v, bias) = (contiguous(q), contiguous(k), contiguous(v), contiguous(bias));
     let out = empty_like(&q, q.meta.shape().clone(), q.dtype);
-    let rows = (params.words[0] * params.words[2]) as usize;
+    // One workgroup per (batch·head, block of 256 query rows).
+    let (slabs, n) = (params.words[0] as usize, params.words[2] as usize);
+    let workgroups = slabs * n.div_ceil(WORKGROUP as usize);
     let kernel = Wgsl { name: "attention", source: SOURCE, dtype: q.dtype, spec: 0 };
-    launch_wgsl(kernel, cube_count(rows.div_ceil(WORKGROUP as usize)), &[&q, &k, &v, &bias, &out], &params.words);
+    launch_wgsl(kernel, cube_count(workgroups), &[&q, &k, &v, &bias, &out], &params.words);
     out
 }

@@ -8,7 +8,8 @@
 //!   bytes of the f32 RGB tensor;
 //! - [`group_norm`]: GroupNorm fused with the resnet's time conditioning (additive or
 //!   scale/shift) and SiLU;
-//! - [`attention`]: softmax(q·kᵀ/√d + bias)·v with an online softmax, no score matrix in memory.
+//! - [`attention`]: softmax(q·kᵀ/√d + bias)·v with an online softmax, no score matrix in
+//!   memory (used with `UNCLIP_KERNELS=all` until a real GPU shows it winning).
 //!
 //! [`host`] holds the CPU counterparts for flex (attention, GroupNorm+SiLU, 3×3 convs).
 //!
@@ -53,6 +54,12 @@ pub fn enabled(device: &Device) -> bool {
 /// A plain (non-autodiff) wgpu device.
 pub fn is_wgpu(device: &Device) -> bool {
     matches!(device.as_dispatch(), DispatchDevice::Cube(CubeDevice::Wgpu(_)))
+}
+
+/// `UNCLIP_KERNELS=all`: also the kernels that are off by default (see [`attention`]).
+fn all_by_env() -> bool {
+    static ALL: OnceLock<bool> = OnceLock::new();
+    *ALL.get_or_init(|| std::env::var("UNCLIP_KERNELS").is_ok_and(|v| v.eq_ignore_ascii_case("all")))
 }
 
 fn disabled_by_env() -> bool {
