@@ -317,10 +317,7 @@ fn output_paths(out: &Option<PathBuf>, default_stem: &str, n: usize) -> Vec<Path
 
 fn save_all(g: &Generated, out: &Option<PathBuf>, stem: &str, model: &str, op: &Operation, grid: bool) -> Result<(), String> {
     if grid {
-        let path = out.clone().unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
-        save_png(&path, &crate::pipeline::images::strip(&g.pictures), Some(&Recipe::new(model.to_string(), 0, op.clone())))?;
-        println!("{}", path.display());
-        return Ok(());
+        return save_strip(&g.pictures, out, stem, Some(&Recipe::new(model.to_string(), 0, op.clone())));
     }
     for (i, (pic, path)) in g.pictures.iter().zip(output_paths(out, stem, g.pictures.len())).enumerate() {
         save_png(&path, pic, Some(&Recipe::new(model.to_string(), i, op.clone())))?;
@@ -349,10 +346,16 @@ fn sweep(
         }
     }
     if grid {
-        let path = out.clone().unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
-        save_png(&path, &crate::pipeline::images::strip(&frames), None)?;
-        println!("{}", path.display());
+        save_strip(&frames, out, stem, None)?;
     }
+    Ok(())
+}
+
+/// All pictures side by side in one PNG (`out`, or `{stem}.png`).
+fn save_strip(pictures: &[Picture], out: &Option<PathBuf>, stem: &str, recipe: Option<&Recipe>) -> Result<(), String> {
+    let path = out.clone().unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
+    save_png(&path, &crate::pipeline::images::strip(pictures), recipe)?;
+    println!("{}", path.display());
     Ok(())
 }
 

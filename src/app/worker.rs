@@ -237,16 +237,19 @@ struct State {
 }
 
 impl State {
+    /// An engine for `folder` on `device` with the current memory settings.
+    fn engine_on(&self, folder: &Path, device: burn::tensor::Device) -> Result<Engine, String> {
+        let mut engine = Engine::open(folder, device).map_err(|e| e.to_string())?;
+        self.memory.apply(&mut engine);
+        Ok(engine)
+    }
+
     /// Opens `folder` on `device`, replacing the engine, and says so.
     fn open(&mut self, folder: &Path, device: DevicePref, out: &Outbox) {
         self.folder = Some(folder.to_path_buf());
         self.device = device;
         self.engine = None;
-        let result = choose(device).and_then(|chosen| {
-            let mut engine = Engine::open(folder, chosen.device.clone()).map_err(|e| e.to_string())?;
-            self.memory.apply(&mut engine);
-            Ok((engine, chosen))
-        });
+        let result = choose(device).and_then(|chosen| Ok((self.engine_on(folder, chosen.device.clone())?, chosen)));
         match result {
             Ok((engine, chosen)) => {
                 let (can_generate, can_vary) = (engine.folder.can_generate(), engine.folder.can_vary());
@@ -274,10 +277,7 @@ impl State {
         if let Some(folder) = self.folder.clone()
             && let Ok(chosen) = choose(self.device)
         {
-            self.engine = Engine::open(&folder, chosen.device).ok();
-            if let Some(engine) = self.engine.as_mut() {
-                self.memory.apply(engine);
-            }
+            self.engine = self.engine_on(&folder, chosen.device).ok();
         }
     }
 }

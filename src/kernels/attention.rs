@@ -8,7 +8,7 @@ use burn::backend::Dispatch;
 use burn::prelude::*;
 use burn_cubecl::tensor::CubeTensor;
 
-use super::{WORKGROUP, WgslKernels, Wgsl, contiguous, cube_count, empty_like, f32_bits, kernel_dtype, launch_wgsl};
+use super::{AttentionLayout, WORKGROUP, WgslKernels, Wgsl, contiguous, cube_count, empty_like, f32_bits, kernel_dtype, launch_wgsl};
 
 const SOURCE: &str = include_str!("../../shaders/attention.wgsl");
 
@@ -45,24 +45,23 @@ pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tens
 }
 
 fn plan(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tensor<4>>) -> Option<AttentionParams> {
-    let [b, h, n, d] = q.dims();
-    let [kb, kh, m, kd] = k.dims();
+    let AttentionLayout { b, heads: h, n, m, d, bias_strides } = AttentionLayout::of(q, k, v, bias)?;
     let dtype = q.dtype();
-    let same = kb == b && kh == h && kd == d && v.dims() == k.dims() && k.dtype() == dtype && v.dtype() == dtype;
     let fits = |x: usize| x < u32::MAX as usize / 2;
-    if !same || !kernel_dtype(dtype) || d == 0 || d > MAX_HEAD_DIM || !fits(b * h * n * d) || !fits(b * h * m * d) {
+    let bias_fits = bias.is_none_or(|t| fits(t.shape().num_elements()));
+    if k.dtype() != dtype
+        || v.dtype() != dtype
+        || !kernel_dtype(dtype)
+        || d == 0
+        || d > MAX_HEAD_DIM
+        || !fits(b * h * n * d)
+        || !fits(b * h * m * d)
+        || !bias_fits
+    {
         return None;
     }
-    let (has_bias, strides) = match bias {
-        Some(t) => {
-            let [bb, bh, bn, bm] = t.dims();
-            let ok = |dim: usize, full: usize| dim == 1 || dim == full;
-            if bm != m || !ok(bb, b) || !ok(bh, h) || !ok(bn, n) || !fits(bb * bh * bn * bm) {
-                return None;
-            }
-            let stride = |dim: usize, s: usize| if dim == 1 { 0 } else { s as u32 };
-            (1, [stride(bb, bh * bn * m), stride(bh, bn * m), stride(bn, m)])
-        }
+    let (has_bias, strides) = match bias_strides {
+        Some(s) => (1, s.map(|x| x as u32)),
         None => (0, [0, 0, 0]),
     };
     let scale = (d as f32).powf(-0.5);

@@ -2,11 +2,12 @@
 //!
 //! Profiling text→image on flex showed attention as the largest cost (38 % on the mid-size
 //! fixture): burn's composed attention writes the whole `[b, heads, n, m]` score matrix,
-//! reads it back for the softmax (scalar `expf`), and again for the second matmul. Here each
-//! query row's scores live in a small per-thread buffer, the exponentials are a
-//! vectorisable polynomial, and rows run in parallel — what PyTorch's fused CPU attention
-//! does for diffusers. GroupNorm + conditioning + SiLU is fused the same way (one read, one
-//! write of the activation instead of five passes).
+//! reads it back for the softmax (scalar `expf`), and again for the second matmul. Here the
+//! scores of a tile of 32 query rows stay in cache between the two products, the
+//! exponentials are a vectorisable polynomial, and tiles run in parallel — what PyTorch's
+//! fused CPU attention does for diffusers. GroupNorm + conditioning + SiLU is fused the same
+//! way (one read, one write of the activation instead of five passes), and 3×3 convolutions
+//! skip burn's NHWC + im2col copies.
 //!
 //! Used only on a plain flex device with f32 tensors; autodiff (training) and other backends
 //! keep the burn-ops references, which the tests compare these against.
@@ -18,6 +19,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use rayon::prelude::*;
 
+use super::AttentionLayout;
 use super::group_norm::TimeCond;
 use crate::model::nn::{tensor_from, to_vec};
 
@@ -79,32 +81,24 @@ macro_rules! multiversion {
     }};
 }
 
-/// Where one `[bb, bh, bn, m]` bias row starts for (batch, head, query); size-1 dims broadcast.
-struct BiasLayout {
-    dims: [usize; 3],
-    m: usize,
-}
-
-impl BiasLayout {
-    fn row(&self, b: usize, h: usize, i: usize) -> usize {
-        let pick = |dim: usize, idx: usize| if dim == 1 { 0 } else { idx };
-        ((pick(self.dims[0], b) * self.dims[1] + pick(self.dims[1], h)) * self.dims[2] + pick(self.dims[2], i)) * self.m
-    }
-}
-
-/// Σ x with eight independent partial sums, so the loop vectorises (a single running sum
-/// is a serial dependency the compiler may not reorder).
+/// Σ f(x) with eight independent partial sums, so the loop vectorises (a single running
+/// sum is a serial dependency the compiler may not reorder).
 #[inline(always)]
-fn lane_sum(x: &[f32]) -> f32 {
+fn lane_sum_by(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; 8];
     let chunks = x.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().sum();
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
     for c in chunks {
-        for (a, v) in acc.iter_mut().zip(c) {
-            *a += v;
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
         }
     }
     acc.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
+fn lane_sum(x: &[f32]) -> f32 {
+    lane_sum_by(x, |v| v)
 }
 
 /// max x, vectorised like [`lane_sum`].
@@ -125,28 +119,17 @@ fn lane_max(x: &[f32]) -> f32 {
 /// broadcasting to `[b, heads, n, m]`; `None` where this path does not apply.
 pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tensor<4>>) -> Option<Tensor<4>> {
     let device = q.device();
-    if !enabled(&device) || [q, k, v].iter().any(|t| t.dtype() != DType::F32) {
+    if !enabled(&device) || [Some(q), Some(k), Some(v), bias].into_iter().flatten().any(|t| t.dtype() != DType::F32) {
         return None;
     }
-    let [b, h, n, d] = q.dims();
-    let [kb, kh, m, kd] = k.dims();
-    if v.dims() != k.dims() || kb != b || kh != h || kd != d || d == 0 || m == 0 || n == 0 {
+    let AttentionLayout { heads: h, n, m, d, bias_strides, .. } = AttentionLayout::of(q, k, v, bias)?;
+    if d == 0 || m == 0 || n == 0 {
         return None;
     }
-    let bias = match bias {
-        Some(t) => {
-            let [bb, bh, bn, bm] = t.dims();
-            let fits = |dim: usize, full: usize| dim == 1 || dim == full;
-            if bm != m || !fits(bb, b) || !fits(bh, h) || !fits(bn, n) || t.dtype() != DType::F32 {
-                return None;
-            }
-            Some((to_vec(t.clone()), BiasLayout { dims: [bb, bh, bn], m }))
-        }
-        None => None,
-    };
+    let bias = bias.zip(bias_strides).map(|(t, strides)| (to_vec(t.clone()), strides));
     let scale = (d as f32).powf(-0.5);
     let (qv, kv, vv) = (to_vec(q.clone()), to_vec(k.clone()), to_vec(v.clone()));
-    let mut out = vec![0f32; b * h * n * d];
+    let mut out = vec![0f32; qv.len()];
     // One (batch, head) slab per outer task, tiles of query rows inside: each tile's scores
     // ([TILE, m], a few hundred KiB at most) stay in cache between the two products.
     const TILE: usize = 32;
@@ -172,8 +155,8 @@ pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tens
                 );
             }
             for (r, row) in scores.chunks_exact_mut(m).enumerate() {
-                if let Some((data, layout)) = &bias {
-                    let start = layout.row(bi, hi, first + r);
+                if let Some((data, [sb, sh, sn])) = &bias {
+                    let start = bi * sb + hi * sh + (first + r) * sn;
                     for (s, b) in row.iter_mut().zip(&data[start..start + m]) {
                         *s += b;
                     }
@@ -193,7 +176,7 @@ pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tens
             }
         });
     });
-    Some(tensor_from(out, [b, h, n, d], &device))
+    Some(tensor_from(out, q.dims(), &device))
 }
 
 /// Row softmax in place with the polynomial exponential.
@@ -244,17 +227,7 @@ pub fn group_norm_silu(norm: &GroupNorm, x: &Tensor<4>, cond: &TimeCond) -> Opti
             .enumerate()
             .map(|(j, p)| {
                 let centre = (mean - added(j) as f64) as f32;
-                multiversion!({
-                    let mut acc = [0f32; 8];
-                    let chunks = p.chunks_exact(8);
-                    let tail: f32 = chunks.remainder().iter().map(|x| (x - centre) * (x - centre)).sum();
-                    for ch in chunks {
-                        for (a, x) in acc.iter_mut().zip(ch) {
-                            *a += (x - centre) * (x - centre);
-                        }
-                    }
-                    acc.iter().sum::<f32>() + tail
-                }) as f64
+                multiversion!(lane_sum_by(p, |x| (x - centre) * (x - centre))) as f64
             })
             .sum::<f64>()
             / count;

@@ -13,9 +13,10 @@
 //!
 //! [`host`] holds the CPU counterparts for flex (attention, GroupNorm+SiLU, 3×3 convs).
 //!
-//! Each public entry point picks by device: on a wgpu device (without autodiff) the kernel,
-//! everywhere else (flex, autodiff for training) the reference, which is exactly the burn-ops
-//! code the pipeline ran before the kernels existed. `UNCLIP_KERNELS=off` forces the reference
+//! Each public entry point picks by device: on a wgpu device (without autodiff) the kernel, on
+//! a plain flex device the host loop where there is one, everywhere else (autodiff for
+//! training) the reference, which is exactly the burn-ops code the pipeline ran before the
+//! kernels existed. `UNCLIP_KERNELS=off` forces the reference
 //! on wgpu too. The `*_kernel` / `*_reference` functions are public for tests and benchmarks.
 //!
 //! The kernels are wired through burn's backend-extension mechanism: one extension trait,
@@ -32,7 +33,7 @@ use std::sync::OnceLock;
 
 use burn::backend::{Backend, CubeDevice, DispatchDevice, backend_extension};
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::tensor::{DType, Device};
+use burn::tensor::{DType, Device, Tensor};
 use burn_cubecl::CubeBackend;
 use burn_cubecl::cubecl::prelude::KernelId;
 use burn_cubecl::cubecl::server::KernelArguments;
@@ -54,6 +55,43 @@ pub fn enabled(device: &Device) -> bool {
 /// A plain (non-autodiff) wgpu device.
 pub fn is_wgpu(device: &Device) -> bool {
     matches!(device.as_dispatch(), DispatchDevice::Cube(CubeDevice::Wgpu(_)))
+}
+
+/// The shapes of one attention call, `[b, heads, n, d]` queries against `[b, heads, m, d]`
+/// keys and values, shared by the WGSL kernel and the host loop.
+pub(crate) struct AttentionLayout {
+    pub b: usize,
+    pub heads: usize,
+    pub n: usize,
+    pub m: usize,
+    pub d: usize,
+    /// Element strides of the bias over (batch, head, query), 0 where it broadcasts; `None`
+    /// without a bias.
+    pub bias_strides: Option<[usize; 3]>,
+}
+
+impl AttentionLayout {
+    /// `None` when k/v do not match q or the bias `[bb, bh, bn, m]` does not broadcast.
+    pub fn of(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tensor<4>>) -> Option<Self> {
+        let [b, heads, n, d] = q.dims();
+        let [kb, kh, m, kd] = k.dims();
+        if v.dims() != k.dims() || kb != b || kh != heads || kd != d {
+            return None;
+        }
+        let bias_strides = match bias {
+            Some(t) => {
+                let [bb, bh, bn, bm] = t.dims();
+                let fits = |dim: usize, full: usize| dim == 1 || dim == full;
+                if bm != m || !fits(bb, b) || !fits(bh, heads) || !fits(bn, n) {
+                    return None;
+                }
+                let stride = |dim: usize, s: usize| if dim == 1 { 0 } else { s };
+                Some([stride(bb, bh * bn * m), stride(bh, bn * m), stride(bn, m)])
+            }
+            None => None,
+        };
+        Some(Self { b, heads, n, m, d, bias_strides })
+    }
 }
 
 /// `UNCLIP_KERNELS=all`: also the kernels that are off by default (see [`attention`]).
