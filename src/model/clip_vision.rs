@@ -2,7 +2,7 @@
 
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, Initializer, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
@@ -52,7 +52,12 @@ impl ClipVisionModelWithProjection {
                         .with_stride([c.patch_size, c.patch_size])
                         .with_bias(false)
                         .init(device),
-                    position_embedding: EmbeddingConfig::new(patches + 1, c.hidden_size).init(device),
+                    // transformers' initialisation (std = initializer_range). burn's default
+                    // N(0, 1) codes outweigh the patch contents after the first LayerNorm, and
+                    // a small tower then takes far longer to learn where and what anything is.
+                    position_embedding: EmbeddingConfig::new(patches + 1, c.hidden_size)
+                        .with_initializer(Initializer::Normal { mean: 0.0, std: c.initializer_range })
+                        .init(device),
                 },
                 pre_layrnorm: LayerNormConfig::new(c.hidden_size).with_epsilon(c.layer_norm_eps).init(device),
                 encoder: ClipEncoder::init(

@@ -114,6 +114,12 @@ pub struct ClipVisionConfig {
     pub hidden_act: String,
     #[serde(default = "eps_1e5")]
     pub layer_norm_eps: f64,
+    /// Only used to initialise weights for training.
+    #[serde(default = "initializer_range")]
+    pub initializer_range: f64,
+}
+fn initializer_range() -> f64 {
+    0.02
 }
 fn clip_vision_hidden() -> usize {
     768

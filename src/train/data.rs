@@ -35,6 +35,28 @@ pub fn batch(
     let samples: Vec<Sample> = (0..b as u64)
         .map(|i| world.sample(start + i, Split::Train))
         .collect();
+    render_batch(samples, sizes, device)
+}
+
+/// CLIP's batches: half independent samples, half groups of four siblings that differ only
+/// in shape and placement (`World::siblings`), so the contrastive loss cannot be met by
+/// colour and background alone.
+pub fn contrastive_batch(world: &World, step: usize, b: usize, device: &Device) -> Result<Batch, String> {
+    const GROUP: usize = 4;
+    let groups = b / 2 / GROUP;
+    let free = b - groups * GROUP;
+    let mut samples: Vec<Sample> = (0..free)
+        .map(|i| world.sample((step * b + i) as u64, Split::Train))
+        .collect();
+    for g in 0..groups {
+        samples.extend(world.siblings((step * groups + g) as u64, GROUP, Split::Train));
+    }
+    render_batch(samples, &[32], device)
+}
+
+/// Renders `samples` at each of `sizes`.
+pub fn render_batch(samples: Vec<Sample>, sizes: &[usize], device: &Device) -> Result<Batch, String> {
+    let b = samples.len();
     let mut images = Vec::with_capacity(sizes.len());
     for &size in sizes {
         let mut v = Vec::with_capacity(b * 3 * size * size);

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::oracle::{Reading, analyse};
-use super::world::{Colour, Mentioned, Sample, Shape, Split, World, render};
+use super::world::{Colour, Mentioned, Sample, Shape, Split, World, render, with_article};
 use crate::model::nn::to_vec;
 use crate::pipeline::ops::Endpoint;
 use crate::pipeline::{
@@ -106,6 +106,10 @@ pub struct Report {
     pub text_diff_flipped: Tally,
     pub interpolation_monotonic: Tally,
     pub inversion_psnr_db: f64,
+    /// What the CLIP image embedding carries, read zero-shot against captions: the
+    /// decoder can only draw what is in it.
+    pub clip_shape: Tally,
+    pub clip_colour: Tally,
     pub seconds: f64,
 }
 
@@ -145,6 +149,42 @@ fn generate(e: &mut Engine, prompt: &str, seed: u64, n: usize) -> Result<Vec<Pic
         .map_err(|err| err.to_string())
 }
 
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    dot / (n(a) * n(b))
+}
+
+/// The candidate whose caption embedding is closest to `image` (CLIP zero-shot).
+fn zero_shot(e: &mut Engine, image: &[f32], candidates: &[String]) -> Result<usize, String> {
+    let mut best = (f32::MIN, 0);
+    for (i, c) in candidates.iter().enumerate() {
+        let t = silent(|ctl| e.encode_prompt(c, ctl)).map_err(|err| err.to_string())?;
+        let sim = cosine(image, &to_vec(t.embeds));
+        if sim > best.0 {
+            best = (sim, i);
+        }
+    }
+    Ok(best.1)
+}
+
+/// Zero-shot shape (among five, colour given) and colour (among eight, shape given) of
+/// CLIP image embeddings of the world's own pictures.
+fn clip_probe(e: &mut Engine, world: &World, n: usize) -> Result<(Tally, Tally), String> {
+    let (mut shape, mut colour) = (Tally::default(), Tally::default());
+    for i in 0..n {
+        let s = world.sample(500_000 + i as u64, Split::All);
+        let pic = picture(render(&s.scene, 64)?, 64);
+        let z = silent(|ctl| e.image_embedding(&pic, ctl)).map_err(|err| err.to_string())?;
+        let (c, sh) = (s.scene.colour.name(), s.scene.shape.name());
+        let shapes: Vec<String> = Shape::ALL.iter().map(|x| with_article(&format!("{c} {}", x.name()))).collect();
+        let colours: Vec<String> = Colour::ALL.iter().map(|x| with_article(&format!("{} {sh}", x.name()))).collect();
+        shape.add(Shape::ALL[zero_shot(e, &z, &shapes)?] == s.scene.shape);
+        colour.add(Colour::ALL[zero_shot(e, &z, &colours)?] == s.scene.colour);
+    }
+    Ok((shape, colour))
+}
+
 /// Runs every measurement with `samples` captions per split.
 pub fn evaluate(
     model: &Path,
@@ -159,6 +199,9 @@ pub fn evaluate(
         samples,
         ..Report::default()
     };
+
+    // 0. What the decoder is given to work from.
+    (r.clip_shape, r.clip_colour) = clip_probe(&mut e, &world, 10 * samples.max(1))?;
 
     // 1. Caption accuracy, seen and held-out colour–shape pairs.
     for (split, acc) in [
@@ -403,6 +446,11 @@ pub fn table(r: &Report) -> String {
     s.push_str(&format!(
         "| inversion → reconstruction PSNR (25 DDIM steps) | {:.1} dB |\n",
         r.inversion_psnr_db
+    ));
+    s.push_str(&format!(
+        "| CLIP image embedding, zero-shot shape (of 5) / colour (of 8) | {} / {} |\n",
+        pct(&r.clip_shape),
+        pct(&r.clip_colour)
     ));
     s
 }

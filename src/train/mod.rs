@@ -82,7 +82,7 @@ impl Recipe {
                 // The shipped model's budgets. `train all` runs CLIP → decoder beside
                 // super-res → prior: about 11 + 85–110 minutes on 2 cores (decoder 1.1–1.5 s a
                 // step, depending on what else the machine does).
-                clip: b(1500, 64, 1e-3),
+                clip: b(3000, 64, 1e-3),
                 prior: b(2000, 64, 5e-4),
                 decoder: b(4500, 16, 5e-4),
                 superres: b(800, 8, 5e-4),
@@ -182,10 +182,12 @@ pub fn train_stage(
                 .map_err(|e| e.to_string())?,
                 logit_scale: Param::from_tensor(Tensor::from_floats([(1.0f32 / 0.07).ln()], &device)),
             };
+            let probe = clip::AttributeProbe::init(spec.embed_dim, &device);
             drop(init_guard);
             let mut run = StageRun::new("clip", recipe.clip, work, quiet).map_err(|e| e.to_string())?;
             let start = if resume { run.resume(&mut pair)? } else { 0 };
-            let (pair, acc) = clip::train(pair, &tok, &world, &mut run, start, &device)?;
+            let trainee = clip::ClipTrainee { pair, probe };
+            let (pair, acc) = clip::train(trainee, &tok, &world, &mut run, start, &device)?;
             run.finish();
             export::save_component(out, "text_encoder", &pair.text, &text_cfg, true)?;
             export::save_component(out, "image_encoder", &pair.vision, &vision_cfg, true)?;

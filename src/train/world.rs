@@ -657,7 +657,7 @@ const PREFIXES: [&str; 4] = ["", "a picture of", "an image of", "a drawing of"];
 const GLUE_WORDS: [&str; 6] = ["a", "an", "on", "against", "background", "with"];
 
 /// "a red circle", "an orange circle".
-fn with_article(phrase: &str) -> String {
+pub fn with_article(phrase: &str) -> String {
     if phrase.starts_with(['a', 'e', 'i', 'o', 'u']) {
         format!("an {phrase}")
     } else {
@@ -877,17 +877,55 @@ impl World {
     }
 }
 
+impl World {
+    /// `k` samples that share colour, background and size but differ in shape (as far as
+    /// the split allows) and are placed independently: hard negatives for CLIP's
+    /// contrastive loss. In random batches colour and background alone already tell almost
+    /// every pair apart, and a CLIP trained only on those never learns shape.
+    pub fn siblings(&self, index: u64, k: usize, split: Split) -> Vec<Sample> {
+        let mut rng = SplitMix64::new(mix(&[self.seed, 4, index]));
+        let base = random_scene(&mut rng, split);
+        let mut shapes: Vec<Shape> = Shape::ALL
+            .iter()
+            .copied()
+            .filter(|&s| s != base.shape && split_allows(split, base.colour, s))
+            .collect();
+        // Shuffle the other shapes; the base keeps its own first.
+        for i in (1..shapes.len()).rev() {
+            shapes.swap(i, rng.below(i + 1));
+        }
+        shapes.insert(0, base.shape);
+        (0..k)
+            .map(|i| {
+                let mut scene = base;
+                scene.shape = shapes[i % shapes.len()];
+                if i > 0 {
+                    scene.position = rng.pick(&Position::ALL).copied().unwrap_or(base.position);
+                    scene.offset = (rng.uniform(-0.03, 0.03), rng.uniform(-0.03, 0.03));
+                    scene.rotation = if scene.shape == Shape::Circle { 0.0 } else { rng.uniform(-0.12, 0.12) };
+                }
+                let (caption, mentioned) = caption(&scene, &mut rng);
+                Sample { scene, caption, mentioned }
+            })
+            .collect()
+    }
+}
+
+fn split_allows(split: Split, colour: Colour, shape: Shape) -> bool {
+    match split {
+        Split::Train => !is_held_out(colour, shape),
+        Split::HeldOut => is_held_out(colour, shape),
+        Split::All => true,
+    }
+}
+
 fn random_scene(rng: &mut SplitMix64, split: Split) -> Scene {
     // Draw the pair uniformly from those the split allows, so every allowed pair is
     // equally common.
     let pairs: Vec<(Colour, Shape)> = Colour::ALL
         .iter()
         .flat_map(|&c| Shape::ALL.iter().map(move |&s| (c, s)))
-        .filter(|&(c, s)| match split {
-            Split::Train => !is_held_out(c, s),
-            Split::HeldOut => is_held_out(c, s),
-            Split::All => true,
-        })
+        .filter(|&(c, s)| split_allows(split, c, s))
         .collect();
     let (colour, shape) = rng
         .pick(&pairs)
@@ -947,6 +985,24 @@ impl fmt::Display for Scene {
 mod tests {
     use super::*;
     use std::collections::{HashMap, HashSet};
+
+    #[test]
+    fn siblings_differ_in_shape_and_share_colour_background_size() {
+        let w = World::new(3);
+        for i in 0..200 {
+            let g = w.siblings(i, 4, Split::Train);
+            assert_eq!(g, w.siblings(i, 4, Split::Train));
+            let shapes: HashSet<_> = g.iter().map(|s| s.scene.shape).collect();
+            assert_eq!(shapes.len(), 4, "{g:?}");
+            for s in &g {
+                assert_eq!(s.scene.colour, g[0].scene.colour);
+                assert_eq!(s.scene.background, g[0].scene.background);
+                assert_eq!(s.scene.size, g[0].scene.size);
+                assert!(!is_held_out(s.scene.colour, s.scene.shape));
+                assert_eq!(parse_caption(&s.caption), s.mentioned);
+            }
+        }
+    }
 
     #[test]
     fn samples_are_deterministic() {
