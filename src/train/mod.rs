@@ -71,7 +71,7 @@ impl Recipe {
                 kind,
                 spec: Spec::quick(),
                 clip: b(700, 32, 3e-3),
-                prior: b(60, 32, 1e-3),
+                prior: b(150, 32, 1e-3),
                 decoder: b(40, 8, 1e-3),
                 superres: b(30, 8, 1e-3),
                 world_seed: 1,
@@ -80,7 +80,7 @@ impl Recipe {
                 kind,
                 spec: Spec::full(),
                 // The shipped model's budgets. `train all` runs CLIP → decoder beside
-                // super-res → prior: about 11 + 85–110 minutes on 2 cores (decoder 1.1–1.5 s a
+                // super-res → prior: about 19 + 85–110 minutes on 2 cores (decoder 1.1–1.5 s a
                 // step, depending on what else the machine does).
                 clip: b(3000, 64, 1e-3),
                 prior: b(2000, 64, 5e-4),
