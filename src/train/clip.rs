@@ -66,18 +66,17 @@ impl AttributeProbe {
         let device = image_embeds.device();
         let b = scenes.len();
         let logits = self.head.forward(image_embeds);
-        let index = |all: &[_], v| all.iter().position(|x| *x == v).unwrap_or(0);
         let mut total: Option<Tensor<1>> = None;
         let mut offset = 0;
         for (k, &n) in ATTRIBUTES.iter().enumerate() {
             let mut onehot = vec![0f32; b * n];
             for (r, sc) in scenes.iter().enumerate() {
                 let class = match k {
-                    0 => index(&Shape::ALL.map(|x| x as usize), sc.shape as usize),
-                    1 => index(&Colour::ALL.map(|x| x as usize), sc.colour as usize),
-                    2 => index(&Colour::ALL.map(|x| x as usize), sc.background as usize),
-                    3 => index(&Size::ALL.map(|x| x as usize), sc.size as usize),
-                    _ => index(&Position::ALL.map(|x| x as usize), sc.position as usize),
+                    0 => class_of(&Shape::ALL, &sc.shape),
+                    1 => class_of(&Colour::ALL, &sc.colour),
+                    2 => class_of(&Colour::ALL, &sc.background),
+                    3 => class_of(&Size::ALL, &sc.size),
+                    _ => class_of(&Position::ALL, &sc.position),
                 };
                 onehot[r * n + class] = 1.0;
             }
@@ -95,6 +94,11 @@ impl AttributeProbe {
         }
         total.map(|t| t.div_scalar(ATTRIBUTES.len() as f64)).unwrap_or_else(|| Tensor::zeros([1], &device))
     }
+}
+
+/// Index of `v` in `all` (the attribute's class number).
+fn class_of<T: PartialEq>(all: &[T], v: &T) -> usize {
+    all.iter().position(|x| x == v).unwrap_or(0)
 }
 
 /// What the CLIP stage optimises; only `pair` is checkpointed and exported (the probe
