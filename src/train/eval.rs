@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::oracle::{Reading, analyse};
 use super::world::{Colour, Mentioned, Sample, Shape, Split, World, render, with_article};
 use crate::model::nn::to_vec;
+use crate::pipeline::latent::cosine;
 use crate::pipeline::ops::Endpoint;
 use crate::pipeline::{
     DecodeParams, Engine, GenerateParams, Picture, Sampler, Seeds, StageParams, StartLatent, silent,
@@ -149,15 +150,9 @@ fn generate(e: &mut Engine, prompt: &str, seed: u64, n: usize) -> Result<Vec<Pic
         .map_err(|err| err.to_string())
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    dot / (n(a) * n(b))
-}
-
 /// The candidate whose caption embedding is closest to `image` (CLIP zero-shot).
 fn zero_shot(e: &mut Engine, image: &[f32], candidates: &[String]) -> Result<usize, String> {
-    let mut best = (f32::MIN, 0);
+    let mut best = (f64::MIN, 0);
     for (i, c) in candidates.iter().enumerate() {
         let t = silent(|ctl| e.encode_prompt(c, ctl)).map_err(|err| err.to_string())?;
         let sim = cosine(image, &to_vec(t.embeds));

@@ -875,9 +875,7 @@ impl World {
             mentioned,
         }
     }
-}
 
-impl World {
     /// `k` samples that share colour, background and size but differ in shape (as far as
     /// the split allows) and are placed independently: hard negatives for CLIP's
     /// contrastive loss. In random batches colour and background alone already tell almost
@@ -901,8 +899,8 @@ impl World {
                 scene.shape = shapes[i % shapes.len()];
                 if i > 0 {
                     scene.position = rng.pick(&Position::ALL).copied().unwrap_or(base.position);
-                    scene.offset = (rng.uniform(-0.03, 0.03), rng.uniform(-0.03, 0.03));
-                    scene.rotation = if scene.shape == Shape::Circle { 0.0 } else { rng.uniform(-0.12, 0.12) };
+                    scene.offset = jitter_offset(&mut rng);
+                    scene.rotation = tilt(&mut rng, scene.shape);
                 }
                 let (caption, mentioned) = caption(&scene, &mut rng);
                 Sample { scene, caption, mentioned }
@@ -917,6 +915,17 @@ fn split_allows(split: Split, colour: Colour, shape: Shape) -> bool {
         Split::HeldOut => is_held_out(colour, shape),
         Split::All => true,
     }
+}
+
+/// The centre's jitter around its position's anchor.
+fn jitter_offset(rng: &mut SplitMix64) -> (f64, f64) {
+    (rng.uniform(-0.03, 0.03), rng.uniform(-0.03, 0.03))
+}
+
+/// Small tilts only: enough to avoid pixel-perfect repeats, too little to turn a square
+/// into a diamond or to make a triangle point sideways. Circles are not turned.
+fn tilt(rng: &mut SplitMix64, shape: Shape) -> f64 {
+    if shape == Shape::Circle { 0.0 } else { rng.uniform(-0.12, 0.12) }
 }
 
 fn random_scene(rng: &mut SplitMix64, split: Split) -> Scene {
@@ -942,15 +951,9 @@ fn random_scene(rng: &mut SplitMix64, split: Split) -> Scene {
         .pick(&Position::ALL)
         .copied()
         .unwrap_or(Position::Centre);
-    let offset = (rng.uniform(-0.03, 0.03), rng.uniform(-0.03, 0.03));
+    let offset = jitter_offset(rng);
     let scale = rng.uniform(0.92, 1.08);
-    // Small tilts only: enough to avoid pixel-perfect repeats, too little to turn a
-    // square into a diamond or to make a triangle point sideways.
-    let rotation = if shape == Shape::Circle {
-        0.0
-    } else {
-        rng.uniform(-0.12, 0.12)
-    };
+    let rotation = tilt(rng, shape);
     Scene {
         shape,
         colour,
