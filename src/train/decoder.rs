@@ -3,6 +3,9 @@
 //! per-timestep variational bound with the mean gradient stopped). The CLIP embedding is
 //! replaced by the learned null embedding 10 % of the time and the caption dropped 50 % of
 //! the time, as the paper trains for classifier-free guidance.
+//!
+//! The ε-MSE rows are weighted (`noising::eps_weights`): at high noise the background colour and
+//! the layout must come from z_i and the caption, and plain ε-MSE hardly asks for that.
 
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
@@ -10,7 +13,7 @@ use burn::prelude::*;
 
 use super::data::planar;
 use super::encode::FrozenClip;
-use super::prior::{gaussian, noise_levels};
+use super::noising::{gaussian, noise_levels, weighted_eps_loss};
 use super::run::StageRun;
 use super::world::{SplitMix64, World, render};
 use crate::diffusion::schedule::{alphas_cumprod, squaredcos_cap_v2_betas};
@@ -157,7 +160,7 @@ pub fn train(
         );
         let eps_pred = out.clone().narrow(1, 0, 3);
         let var = out.narrow(1, 3, 3);
-        let mse = (eps_pred.clone() - eps).square().mean().reshape([1]);
+        let mse = weighted_eps_loss(eps_pred.clone(), eps, &sa, &sb);
         let vb = vlb_term(eps_pred, var, x0, xt, &ts, device);
         let loss = mse + vb;
         let value = to_vec(loss.clone())[0] as f64;

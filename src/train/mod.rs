@@ -9,6 +9,7 @@ pub mod decoder;
 pub mod encode;
 pub mod eval;
 pub mod export;
+pub mod noising;
 pub mod oracle;
 pub mod prior;
 pub mod run;
@@ -72,8 +73,8 @@ impl Recipe {
                 spec: Spec::quick(),
                 clip: b(700, 32, 3e-3),
                 prior: b(150, 32, 1e-3),
-                decoder: b(40, 8, 1e-3),
-                superres: b(30, 8, 1e-3),
+                decoder: b(60, 8, 1e-3),
+                superres: b(45, 8, 1e-3),
                 world_seed: 1,
             },
             RecipeKind::Full => Self {
@@ -81,11 +82,12 @@ impl Recipe {
                 spec: Spec::full(),
                 // The shipped model's budgets. `train all` runs CLIP → decoder beside
                 // super-res → prior: about 19 + 85–110 minutes on 2 cores (decoder 1.1–1.5 s a
-                // step, depending on what else the machine does).
+                // step, super-res on 32 px crops about 1 s, depending on what else the machine
+                // does).
                 clip: b(3000, 64, 1e-3),
                 prior: b(2000, 64, 5e-4),
                 decoder: b(4500, 16, 5e-4),
-                superres: b(800, 8, 5e-4),
+                superres: b(4000, 16, 5e-4),
                 world_seed: 1,
             },
         }

@@ -7,9 +7,9 @@ use burn::prelude::*;
 
 use super::data::{batch, planar};
 use super::encode::FrozenClip;
+use super::noising::{gaussian, noise_levels};
 use super::run::StageRun;
 use super::world::{Split, World, render};
-use crate::diffusion::schedule::{alphas_cumprod, squaredcos_cap_v2_betas};
 use crate::model::nn::{tensor_from, to_vec};
 use crate::model::prior::PriorTransformer;
 
@@ -49,22 +49,6 @@ pub fn embedding_stats(
         })
         .collect();
     Ok((mean, std))
-}
-
-/// Draws per-row timesteps and the noising coefficients √ᾱ_t, √(1−ᾱ_t).
-pub fn noise_levels(
-    rng: &mut super::world::SplitMix64,
-    b: usize,
-) -> (Vec<usize>, Vec<f32>, Vec<f32>) {
-    let ac = alphas_cumprod(&squaredcos_cap_v2_betas(1000));
-    let ts: Vec<usize> = (0..b).map(|_| rng.below(1000)).collect();
-    let sa = ts.iter().map(|&t| ac[t].sqrt()).collect();
-    let sb = ts.iter().map(|&t| (1.0 - ac[t]).sqrt()).collect();
-    (ts, sa, sb)
-}
-
-pub fn gaussian(rng: &mut super::world::SplitMix64, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.normal() as f32).collect()
 }
 
 pub fn train(
