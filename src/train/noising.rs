@@ -18,11 +18,17 @@ pub fn noise_levels(
     rng: &mut super::world::SplitMix64,
     b: usize,
 ) -> (Vec<usize>, Vec<f32>, Vec<f32>) {
-    let ac = alphas_cumprod(&squaredcos_cap_v2_betas(1000));
     let ts: Vec<usize> = (0..b).map(|_| rng.below(1000)).collect();
+    let (sa, sb) = coefficients(&ts);
+    (ts, sa, sb)
+}
+
+/// The noising coefficients √ᾱ_t, √(1−ᾱ_t) of timesteps `ts` (squaredcos_cap_v2, 1000 steps).
+pub fn coefficients(ts: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    let ac = alphas_cumprod(&squaredcos_cap_v2_betas(1000));
     let sa = ts.iter().map(|&t| ac[t].sqrt()).collect();
     let sb = ts.iter().map(|&t| (1.0 - ac[t]).sqrt()).collect();
-    (ts, sa, sb)
+    (sa, sb)
 }
 
 /// `n` standard normal draws.
@@ -57,9 +63,7 @@ mod tests {
     #[test]
     fn noisier_steps_weigh_more_up_to_the_cap() {
         let ac = alphas_cumprod(&squaredcos_cap_v2_betas(1000));
-        let ts = [0usize, 300, 600, 800, 900, 960, 999];
-        let sa: Vec<f32> = ts.iter().map(|&t| ac[t].sqrt()).collect();
-        let sb: Vec<f32> = ts.iter().map(|&t| (1.0 - ac[t]).sqrt()).collect();
+        let (sa, sb) = coefficients(&[0, 300, 600, 800, 900, 960, 999]);
         let w = eps_weights(&sa, &sb);
         assert!((w[0] - 1.0).abs() < 1e-3, "clean steps keep the plain ε loss: {w:?}");
         assert!(w.windows(2).all(|p| p[1] >= p[0]), "not monotone in t: {w:?}");
