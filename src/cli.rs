@@ -33,6 +33,13 @@ pub struct Cli {
     /// Free each stage's networks when it ends (less memory, reloads next time).
     #[arg(long, global = true)]
     pub release_stages: bool,
+    /// Load a weight variant, as diffusers' `variant=`: e.g. fp16 reads
+    /// `diffusion_pytorch_model.fp16.safetensors` (or `.fp16.bin`) and computes in --dtype.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub variant: Option<String>,
+    /// Show the device probe (adapters found, and the graphics stack's own messages).
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
     /// Open the app, generate PROMPT once, and close (a scripted end-to-end check).
     #[arg(long, value_name = "PROMPT")]
     pub smoke: Option<String>,
@@ -70,6 +77,15 @@ pub enum BenchCommand {
         warmup: usize,
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+    },
+    /// The window's frame times while a generation runs on the CPU (the real app, headless),
+    /// time to the first preview and from Esc to the cancel notice.
+    Ui {
+        #[arg(long, default_value = "a small red star on a blue background")]
+        prompt: String,
+        /// Images per run (more images: a longer run to sample frames from).
+        #[arg(long, default_value_t = 4)]
+        images: usize,
     },
     /// Each WGSL kernel against the composed burn ops it replaces (needs --device gpu).
     Kernels {
@@ -221,7 +237,7 @@ pub struct InterpolateArgs {
     pub image_a: PathBuf,
     pub image_b: PathBuf,
     /// One frame at this θ ∈ [0, 1].
-    #[arg(long, conflicts_with = "frames")]
+    #[arg(long, conflicts_with = "frames", allow_negative_numbers = true)]
     pub theta: Option<f32>,
     /// N frames from θ = 0 to 1.
     #[arg(long)]
@@ -243,7 +259,7 @@ pub struct TextDiffArgs {
     #[arg(long, default_value = "")]
     pub from: String,
     /// Strength(s), comma-separated for a sweep (e.g. 0,0.1,0.2,0.3,0.4,0.5).
-    #[arg(long, default_value = "0.25", value_delimiter = ',')]
+    #[arg(long, default_value = "0.25", value_delimiter = ',', allow_negative_numbers = true)]
     pub theta: Vec<f32>,
     #[command(flatten)]
     pub decode: DecodeArgs,
@@ -326,6 +342,33 @@ fn save_all(g: &Generated, out: &Option<PathBuf>, stem: &str, model: &str, op: &
     Ok(())
 }
 
+/// Most frames of one interpolation or θ values of one text-diff sweep (like `-n`'s 64).
+pub const MAX_FRAMES: usize = 64;
+
+/// Every θ in [0, 1] and not too many of them: checked before any network runs.
+fn check_thetas(thetas: &[f32]) -> Result<(), String> {
+    if thetas.is_empty() || thetas.len() > MAX_FRAMES {
+        return Err(format!("give 1..={MAX_FRAMES} θ values, got {}", thetas.len()));
+    }
+    if let Some(t) = thetas.iter().find(|t| !(0.0..=1.0).contains(*t)) {
+        return Err(format!("θ must be in [0, 1], got {t}"));
+    }
+    Ok(())
+}
+
+/// Outputs are PNG files (the recipe lives in PNG text chunks): another extension is refused
+/// rather than given PNG bytes under a misleading name.
+fn check_output(out: &Option<PathBuf>) -> Result<(), String> {
+    match out.as_ref().and_then(|p| p.extension()) {
+        None if out.is_some() => Err(format!("{}: the output needs a .png extension", out.as_ref().map(|p| p.display().to_string()).unwrap_or_default())),
+        Some(e) if !e.eq_ignore_ascii_case("png") => Err(format!(
+            "{}: outputs are PNG files (they carry the recipe); use a .png name",
+            out.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Runs one operation per θ and saves each frame (numbered), or all as one strip.
 fn sweep(
     thetas: &[f32],
@@ -359,6 +402,38 @@ fn save_strip(pictures: &[Picture], out: &Option<PathBuf>, stem: &str, recipe: O
     Ok(())
 }
 
+/// The checks each image command's arguments get before the model is opened: the same
+/// parameter rules as every other front end, θ ranges and counts, output names.
+fn check_arguments(command: &Command) -> Result<(), String> {
+    match command {
+        Command::Generate(a) => {
+            check_output(&a.out)?;
+            a.params().validate()
+        }
+        Command::Vary(a) => {
+            check_output(&a.decode.out)?;
+            a.decode.params().validate()
+        }
+        Command::Interpolate(a) => {
+            check_output(&a.decode.out)?;
+            if let Some(t) = a.theta {
+                check_thetas(&[t])?;
+            }
+            DecodeParams { num_images: 1, ..a.decode.params() }.validate()
+        }
+        Command::Textdiff(a) => {
+            check_output(&a.decode.out)?;
+            check_thetas(&a.theta)?;
+            DecodeParams { num_images: 1, ..a.decode.params() }.validate()
+        }
+        Command::Invert(a) => {
+            check_output(&a.out)?;
+            StageParams { steps: a.steps, guidance: a.guidance, sampler: Sampler::Ddim, eta: 0.0 }.validate("inversion")
+        }
+        _ => Ok(()),
+    }
+}
+
 fn load(path: &Path) -> Result<Picture, String> {
     load_picture(path)
 }
@@ -369,6 +444,11 @@ pub fn run(cli: Cli) -> Result<(), String> {
     if let Command::Train(a) = &command {
         return train(a);
     }
+    if let Command::Bench(BenchCommand::Ui { prompt, images }) = &command {
+        let model_dir = cli.model.clone().unwrap_or_else(default_model_dir);
+        println!("{}", crate::bench_ui::run_ui(&model_dir, prompt, *images)?);
+        return Ok(());
+    }
     if let Command::Bench(b) = &command {
         let chosen = choose(cli.device)?;
         let out = match b {
@@ -376,6 +456,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
                 let model_dir = cli.model.clone().unwrap_or_else(default_model_dir);
                 crate::bench_pipeline::run_pipeline(&model_dir, chosen.device, cli.dtype.dtype(), prompt, *warmup, *repeat)?
             }
+            BenchCommand::Ui { .. } => return Err("handled above".into()),
             BenchCommand::Kernels { iters } => {
                 eprintln!("device: {}", chosen.name);
                 crate::bench::run_kernels(&chosen.device, *iters)?
@@ -391,10 +472,12 @@ pub fn run(cli: Cli) -> Result<(), String> {
         let table = crate::train::eval::table(&report);
         println!("{table}");
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-        std::fs::write(&a.json, json).map_err(|e| format!("{}: {e}", a.json.display()))?;
+        crate::files::write_atomic(&a.json, json.as_bytes())?;
         println!("report written to {} ({:.0} s)", a.json.display(), report.seconds);
         return Ok(());
     }
+    // Arguments first: a bad one costs no model load and writes nothing.
+    check_arguments(&command)?;
     let model_dir = cli.model.clone().unwrap_or_else(default_model_dir);
     let model_name = if cli.model.is_some() { model_dir.display().to_string() } else { "default".into() };
     let chosen = choose(cli.device)?;
@@ -402,6 +485,11 @@ pub fn run(cli: Cli) -> Result<(), String> {
     let mut engine = Engine::open(&model_dir, chosen.device).map_err(|e| e.to_string())?;
     engine.dtype = cli.dtype.dtype();
     engine.release_stages = cli.release_stages;
+    engine.folder.variant = cli.variant.clone();
+    // Every config and weights header is checked before any network is built or allocated.
+    if let Some(problem) = engine.folder.validate().into_iter().next() {
+        return Err(problem);
+    }
     let cancel = Arc::new(AtomicBool::new(false));
     let mut sink = progress_printer();
     let mut ctl = Control::new(cancel, &mut sink);
@@ -429,8 +517,8 @@ pub fn run(cli: Cli) -> Result<(), String> {
             };
             let thetas: Vec<f32> = match (a.theta, a.frames) {
                 (Some(t), _) => vec![t],
-                (None, Some(n)) if n >= 2 => (0..n).map(|i| i as f32 / (n - 1) as f32).collect(),
-                (None, Some(_)) => return Err("--frames needs at least 2".into()),
+                (None, Some(n)) if (2..=MAX_FRAMES).contains(&n) => (0..n).map(|i| i as f32 / (n - 1) as f32).collect(),
+                (None, Some(n)) => return Err(format!("--frames must be 2..={MAX_FRAMES}, got {n}")),
                 (None, None) => return Err("give --theta F or --frames N".into()),
             };
             let mut p = a.decode.params();

@@ -72,10 +72,7 @@ pub fn encode_png(p: &Picture, recipe: Option<&Recipe>) -> Result<Vec<u8>, Strin
 
 pub fn save_png(path: &Path, p: &Picture, recipe: Option<&Recipe>) -> Result<(), String> {
     let bytes = encode_png(p, recipe)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+    crate::files::write_atomic(path, &bytes)
 }
 
 /// The recipe stored in a PNG made by this app, if any.

@@ -3,6 +3,7 @@ use clap::Parser;
 fn main() {
     unclip::memory::keep_freed_buffers();
     let cli = unclip::cli::Cli::parse();
+    unclip::device::set_verbose(cli.verbose);
     if cli.command.is_none() {
         // No command: the desktop app.
         if let Err(e) = unclip::app::run(cli.model, cli.device, cli.smoke) {

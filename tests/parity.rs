@@ -127,7 +127,7 @@ fn f16_weights_load_into_an_f32_model() {
     let device = cpu();
     let dir = fixtures_dir().join("text_proj_fp16");
     let cfg = unclip::model::config::read_config(&dir.join("config.json")).expect("config");
-    let file = unclip::model::weights::weight_file(&dir).expect("weights");
+    let file = unclip::model::weights::weight_files(&dir, None).expect("weights");
     let tp = unclip::model::weights::load_into(
         unclip::model::text_proj::UnCLIPTextProjModel::init(&cfg, &device),
         &file,
@@ -347,7 +347,7 @@ fn damaged_copy(tag: &str) -> std::path::PathBuf {
 fn load_text_proj(dir: &std::path::Path) -> String {
     let device = cpu();
     let result = unclip::model::config::read_config(&dir.join("config.json")).and_then(|cfg| {
-        let file = unclip::model::weights::weight_file(dir)?;
+        let file = unclip::model::weights::weight_files(dir, None)?;
         unclip::model::weights::load_into(unclip::model::text_proj::UnCLIPTextProjModel::init(&cfg, &device), &file, DType::F32)
     });
     let msg = result.err().expect("loading must fail").to_string();

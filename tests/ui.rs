@@ -124,6 +124,13 @@ fn slider<'a>(h: &'a App, label: &'a str) -> egui_kittest::Node<'a> {
     h.get_by_role_and_label(egui::accesskit::Role::Slider, label)
 }
 
+/// PNG files in a folder (temp files of a save in progress do not count).
+fn pngs_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "png")).count())
+        .unwrap_or(0)
+}
+
 fn results(h: &App, containing: &str) -> usize {
     h.query_all_by_label_contains(&format!("Result: {containing}")).count()
 }
@@ -139,8 +146,8 @@ fn typing_a_prompt_and_pressing_generate_adds_a_result_that_survives_a_restart()
     h.step();
     wait_until(&mut h, "a result in the gallery", |h| idle(h) && results(h, "“a red cube”") == 1);
     assert_eq!(h.state().banner_text(), None);
-    let files: Vec<_> = std::fs::read_dir(h.state().gallery_dir()).expect("gallery dir").collect();
-    assert_eq!(files.len(), 1, "one PNG saved in the gallery folder");
+    // Saved on the gallery's own thread: the file appears shortly after the result.
+    wait_until(&mut h, "the PNG in the gallery folder", |h| pngs_in(h.state().gallery_dir()) == 1);
     // The new result is shown large in the middle.
     assert!(h.query_by_label_contains("Selected result: “a red cube”").is_some());
 
@@ -278,7 +285,7 @@ fn clicking_a_result_or_dropping_its_png_restores_its_settings() {
     h.key_press(egui::Key::Enter);
     h.step();
     wait_until(&mut h, "the result", |h| idle(h) && results(h, "“a blue sphere”") == 1);
-    assert_ne!(h.state().settings().seed, seed, "an unlocked seed is rerolled after a run");
+    assert_eq!(h.state().settings().seed, seed, "the seed field shows the seed of the result");
 
     // Change things, then click the result.
     h.state_mut().settings_mut().prompt = "something else".into();
@@ -298,6 +305,7 @@ fn clicking_a_result_or_dropping_its_png_restores_its_settings() {
     // Dropping the saved PNG on the window restores the same recipe.
     h.state_mut().settings_mut().prompt = "something else".into();
     h.step();
+    wait_until(&mut h, "the PNG in the gallery folder", |h| pngs_in(h.state().gallery_dir()) == 1);
     let png = std::fs::read_dir(h.state().gallery_dir()).expect("gallery").flatten().next().expect("a png").path();
     drop_file(&mut h, png);
     wait_until(&mut h, "the recipe restored from the PNG", |h| h.state().settings().prompt == "a blue sphere");
@@ -383,4 +391,67 @@ fn choosing_half_precision_in_the_model_menu_keeps_generating_and_is_remembered(
     drop(h);
     let h = open_app(dir.path());
     assert!(h.state().settings().half_precision, "the choice survives a restart");
+}
+
+#[test]
+fn the_seed_field_shows_the_seed_of_the_result_and_the_next_run_draws_a_new_one() {
+    let dir = TempDir::new("seeds");
+    let mut h = open_app(dir.path());
+    h.state_mut().settings_mut().seed = 1234;
+    type_into(&mut h, "Prompt", "a red circle");
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_until(&mut h, "the first result", |h| idle(h) && results(h, "“a red circle”") == 1);
+    assert_eq!(h.state().settings().seed, 1234, "a typed seed is used as it is and stays shown");
+    assert_eq!(results(&h, "“a red circle” seed 1234"), 1, "the recipe names the seed in the field");
+
+    // Unlocked: the next run replaces the used seed, and the field shows the new one.
+    h.get_by_label("Generate").click();
+    h.step();
+    wait_until(&mut h, "the second result", |h| idle(h) && results(h, "“a red circle”") == 2);
+    let second = h.state().settings().seed;
+    assert_ne!(second, 1234, "an unlocked seed is replaced when the next run starts");
+    assert_eq!(results(&h, &format!("“a red circle” seed {second}")), 1, "the field shows the newest result's seed");
+
+    // Locked: every run keeps it.
+    h.state_mut().settings_mut().lock_seed = true;
+    h.get_by_label("Generate").click();
+    h.step();
+    wait_until(&mut h, "the third result", |h| idle(h) && results(h, "“a red circle”") == 3);
+    assert_eq!(h.state().settings().seed, second);
+}
+
+#[test]
+fn dragging_the_text_diff_strength_with_long_captions_keeps_the_side_panels_in_bounds() {
+    let dir = TempDir::new("layout");
+    let mut h = open_app(dir.path());
+    h.get_by_label("Text diff").click();
+    h.step();
+    drop_file(&mut h, fixture("test_image.png"));
+    wait_until(&mut h, "the dropped image", |h| h.query_by_label("Text-diff image: test_image.png").is_some());
+    type_into(&mut h, "Towards", "a large blue triangle on a pale yellow background");
+    type_into(&mut h, "From (optional)", "a small red star in the top-left on a blue background");
+    // Drag the strength slider across its track over many frames, as a hand does.
+    let track = slider(&h, "Strength θ").rect();
+    let y = track.center().y;
+    h.hover_at(egui::pos2(track.left() + 2.0, y));
+    h.step();
+    h.drag_at(egui::pos2(track.left() + 2.0, y));
+    h.step();
+    for k in 0..=40 {
+        h.hover_at(egui::pos2(track.left() + track.width() * k as f32 / 40.0, y));
+        h.step();
+    }
+    h.drop_at(egui::pos2(track.right(), y));
+    h.step();
+    wait_until(&mut h, "the text-diff frames to finish", idle);
+    let window = 1400.0;
+    let after = slider(&h, "Strength θ").rect();
+    assert!(after.right() <= window * 0.36, "controls grew to {:.0} of {window} points", after.right());
+    assert!((after.width() - track.width()).abs() < 1.0, "the slider changed width: {track:?} → {after:?}");
+    // The central view and the gallery are still on screen.
+    let gallery = h.get_by_label_contains("Gallery (").rect();
+    assert!(gallery.left() >= window * 0.6, "the results panel starts at {:.0}", gallery.left());
+    let frame = h.get_by_label_contains("Frame at θ").rect();
+    assert!(frame.width() >= window * 0.25, "the central view is {:.0} points wide", frame.width());
 }

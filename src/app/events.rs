@@ -21,6 +21,9 @@ impl UnclipApp {
         for l in self.loader.poll() {
             self.on_loaded(ctx, l);
         }
+        for message in self.gallery.pump() {
+            self.error(message);
+        }
         self.dispatch();
     }
 
@@ -37,9 +40,9 @@ impl UnclipApp {
 
     fn on_event(&mut self, ctx: &egui::Context, e: Event) {
         match e {
-            Event::ModelReady { folder, device, is_gpu, can_generate, can_vary, problems } => {
+            Event::ModelReady { folder, device, is_gpu, generate_off, vary_off, problems } => {
                 self.model_folder = folder;
-                self.model = ModelState::Ready { device, is_gpu, can_generate, can_vary };
+                self.model = ModelState::Ready { device, is_gpu, generate_off, vary_off };
                 if let Some(first) = problems.first() {
                     let more = if problems.len() > 1 { format!(" (and {} more)", problems.len() - 1) } else { String::new() };
                     self.error(format!("this model folder has a problem: {first}{more}"));
@@ -108,12 +111,13 @@ impl UnclipApp {
             Origin::Gallery => {
                 let model = self.model_name();
                 // Last first, so the batch reads in order from the top (and after a restart).
+                let mut top = None;
                 for (i, pic) in pictures.into_iter().enumerate().rev() {
-                    if let Err(e) = self.gallery.add(pic, Recipe::new(model.clone(), i, op.clone())) {
-                        self.error(e);
-                    }
+                    top = Some(self.gallery.add(pic, Recipe::new(model.clone(), i, op.clone())));
                 }
-                self.view = View::Result(0);
+                if let Some(id) = top {
+                    self.view = View::Result(id);
+                }
             }
             Origin::Frame { theta, draft } => {
                 let Some(pic) = pictures.into_iter().next() else { return };
@@ -232,6 +236,10 @@ impl UnclipApp {
                 Mode::Interpolate | Mode::TextDiff => Action::Frame { draft: false },
             };
             self.act(ctx, a);
+        }
+        // Ctrl+Q (Cmd+Q): quit like any desktop app; settings and the window state are saved.
+        if ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND, Key::Q)) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
     }
 

@@ -1,12 +1,15 @@
 //! The gallery: every result, saved as a PNG that carries its recipe, in the data folder.
 //! The folder is the database: listing it at start restores the history, and a PNG copied
-//! out of it still knows how it was made. Pictures are decoded lazily when first shown, so
-//! a history of thousands of files opens instantly.
+//! out of it still knows how it was made. Files are encoded, written, read, decoded and
+//! deleted on the gallery's own thread, so painting never waits on the disk; pictures are
+//! decoded when first shown, so a history of thousands of files opens instantly. Entries
+//! have stable ids: new results go on top without changing what an id names.
 
 use eframe::egui;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crossbeam_channel::{Receiver, Sender, unbounded};
 use egui::{TextureHandle, TextureOptions};
 
 use super::inputs::color_image;
@@ -14,14 +17,24 @@ use crate::image_io::{decode_picture, encode_png, read_recipe};
 use crate::pipeline::Picture;
 use crate::recipe::{Operation, Recipe};
 
+/// Whether an entry's file has been read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Load {
+    NotAsked,
+    Pending,
+    Done,
+}
+
 pub struct Entry {
+    /// Stable for the life of the app (positions change as results arrive).
+    pub id: u64,
     /// None when saving failed: the picture is kept in memory so nothing is lost.
     pub path: Option<PathBuf>,
     pub recipe: Option<Recipe>,
     pub picture: Option<Picture>,
     /// Why the file could not be shown.
     pub error: Option<String>,
-    loaded: bool,
+    load: Load,
     texture: Option<TextureHandle>,
 }
 
@@ -46,6 +59,11 @@ impl Entry {
     pub fn name(&self) -> String {
         self.path.as_deref().map(super::inputs::display_name).unwrap_or_else(|| "unsaved picture".into())
     }
+
+    /// The file is still being read.
+    pub fn loading(&self) -> bool {
+        self.load == Load::Pending
+    }
 }
 
 fn shorten(s: &str, n: usize) -> String {
@@ -59,16 +77,75 @@ fn file_part(s: &str) -> String {
     }
 }
 
+/// Work for the gallery's thread.
+enum Request {
+    Save { id: u64, path: PathBuf, picture: Picture, recipe: Recipe },
+    Load { id: u64, path: PathBuf },
+    Delete { path: PathBuf },
+}
+
+/// What the gallery's thread reports.
+enum Reply {
+    Saved { id: u64, error: Option<String> },
+    Loaded { id: u64, recipe: Option<Recipe>, picture: Result<Picture, String> },
+    Deleted { path: PathBuf, error: Option<String> },
+}
+
+fn serve(requests: Receiver<Request>, replies: Sender<Reply>, ctx: Option<egui::Context>) {
+    for r in requests {
+        let reply = match r {
+            Request::Save { id, path, picture, recipe } => {
+                let saved = encode_png(&picture, Some(&recipe)).and_then(|bytes| crate::files::write_atomic(&path, &bytes));
+                Reply::Saved { id, error: saved.err() }
+            }
+            Request::Load { id, path } => match std::fs::read(&path) {
+                Ok(bytes) => Reply::Loaded { id, recipe: read_recipe(&bytes), picture: decode_picture(&bytes) },
+                Err(e) => Reply::Loaded { id, recipe: None, picture: Err(e.to_string()) },
+            },
+            Request::Delete { path } => {
+                let error = match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Some(format!("{}: {e}", path.display())),
+                    _ => None,
+                };
+                Reply::Deleted { path, error }
+            }
+        };
+        if replies.send(reply).is_err() {
+            return;
+        }
+        if let Some(ctx) = &ctx {
+            ctx.request_repaint();
+        }
+    }
+}
+
 pub struct Gallery {
     dir: PathBuf,
     /// Newest first.
     pub entries: Vec<Entry>,
     seq: u64,
+    next_id: u64,
+    requests: Sender<Request>,
+    replies: Receiver<Reply>,
+    /// Joined on drop, so saves still queued finish before the app exits.
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Gallery {
+    fn drop(&mut self) {
+        // Disconnect the request channel (the thread ends when it has drained it), then wait.
+        let (dead, _) = unbounded();
+        drop(std::mem::replace(&mut self.requests, dead));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Gallery {
-    /// Lists the folder (creating it if needed); nothing is decoded yet.
-    pub fn open(dir: &Path) -> (Self, Option<String>) {
+    /// Lists the folder (creating it if needed); nothing is decoded yet. `ctx` is woken when
+    /// the gallery's thread finishes something.
+    pub fn open(dir: &Path, ctx: Option<egui::Context>) -> (Self, Option<String>) {
         let mut warning = None;
         if let Err(e) = std::fs::create_dir_all(dir) {
             warning = Some(format!("gallery folder {} unusable: {e}", dir.display()));
@@ -83,11 +160,30 @@ impl Gallery {
         // Names start with a zero-padded timestamp, so name order is time order.
         files.sort();
         files.reverse();
-        let entries = files
+        let entries: Vec<Entry> = files
             .into_iter()
-            .map(|p| Entry { path: Some(p), recipe: None, picture: None, error: None, loaded: false, texture: None })
+            .enumerate()
+            .map(|(i, p)| Entry {
+                id: i as u64,
+                path: Some(p),
+                recipe: None,
+                picture: None,
+                error: None,
+                load: Load::NotAsked,
+                texture: None,
+            })
             .collect();
-        (Self { dir: dir.to_path_buf(), entries, seq: 0 }, warning)
+        let (requests, inbox) = unbounded();
+        let (outbox, replies) = unbounded();
+        let thread = match std::thread::Builder::new().name("gallery-io".into()).spawn(move || serve(inbox, outbox, ctx)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                warning = Some(format!("the gallery cannot start its file thread: {e}"));
+                None
+            }
+        };
+        let next_id = entries.len() as u64;
+        (Self { dir: dir.to_path_buf(), entries, seq: 0, next_id, requests, replies, thread }, warning)
     }
 
     pub fn dir(&self) -> &Path {
@@ -102,72 +198,115 @@ impl Gallery {
         self.entries.is_empty()
     }
 
-    /// Saves a new result and puts it first. On a write error the picture stays in the
-    /// gallery (unsaved) and the error is returned for the banner.
-    pub fn add(&mut self, picture: Picture, recipe: Recipe) -> Result<(), String> {
+    /// The current position of the entry with `id`.
+    pub fn index_of(&self, id: u64) -> Option<usize> {
+        self.entries.iter().position(|e| e.id == id)
+    }
+
+    pub fn id_at(&self, index: usize) -> Option<u64> {
+        self.entries.get(index).map(|e| e.id)
+    }
+
+    /// Takes what the gallery's thread has finished; returns messages for the banner.
+    pub fn pump(&mut self) -> Vec<String> {
+        let mut messages = Vec::new();
+        while let Ok(r) = self.replies.try_recv() {
+            match r {
+                Reply::Saved { id, error: Some(e) } => {
+                    if let Some(entry) = self.entries.iter_mut().find(|x| x.id == id) {
+                        entry.path = None;
+                        entry.error = Some(format!("not saved: {e}"));
+                    }
+                    messages.push(format!("a result could not be saved ({e}); it stays in the gallery until you quit"));
+                }
+                Reply::Saved { .. } => {}
+                Reply::Loaded { id, recipe, picture } => {
+                    if let Some(entry) = self.entries.iter_mut().find(|x| x.id == id) {
+                        entry.load = Load::Done;
+                        entry.recipe = recipe;
+                        match picture {
+                            Ok(p) => entry.picture = Some(p),
+                            Err(e) => entry.error = Some(e),
+                        }
+                    }
+                }
+                Reply::Deleted { path, error } => {
+                    if let Some(e) = error {
+                        messages.push(format!("not deleted: {e}"));
+                    } else {
+                        self.entries.retain(|x| x.path.as_deref() != Some(path.as_path()));
+                    }
+                }
+            }
+        }
+        messages
+    }
+
+    /// Puts a new result on top and has it saved in the background. A failed save keeps the
+    /// picture in the gallery (unsaved) and says so through [`Gallery::pump`].
+    pub fn add(&mut self, picture: Picture, recipe: Recipe) -> u64 {
         let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         self.seq += 1;
         let path = self.dir.join(format!("{millis:014}-{:04}.png", self.seq % 10_000));
-        let saved = encode_png(&picture, Some(&recipe))
-            .and_then(|bytes| std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display())));
-        let error = saved.as_ref().err().map(|e| format!("not saved: {e}"));
+        let id = self.next_id;
+        self.next_id += 1;
+        let request = Request::Save { id, path: path.clone(), picture: picture.clone(), recipe: recipe.clone() };
+        let sent = self.requests.send(request).is_ok();
         self.entries.insert(
             0,
             Entry {
-                path: saved.is_ok().then_some(path),
+                id,
+                path: sent.then_some(path),
                 recipe: Some(recipe),
                 picture: Some(picture),
-                error,
-                loaded: true,
+                error: (!sent).then(|| "not saved: the gallery's file thread is gone".to_string()),
+                load: Load::Done,
                 texture: None,
             },
         );
-        saved.map_err(|e| format!("a result could not be saved ({e}); it stays in the gallery until you quit"))
+        id
     }
 
-    /// Deletes the entry and its file.
-    pub fn remove(&mut self, index: usize) -> Result<(), String> {
-        if index >= self.entries.len() {
-            return Ok(());
+    /// Deletes the entry's file (in the background) and then the entry; an unsaved entry
+    /// goes at once.
+    pub fn remove(&mut self, index: usize) {
+        let Some(e) = self.entries.get(index) else { return };
+        match e.path.clone() {
+            Some(path) => {
+                let _ = self.requests.send(Request::Delete { path });
+            }
+            None => {
+                self.entries.remove(index);
+            }
         }
-        if let Some(path) = &self.entries[index].path
-            && let Err(e) = std::fs::remove_file(path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            return Err(format!("{}: {e}", path.display()));
-        }
-        self.entries.remove(index);
-        Ok(())
     }
 
-    /// Reads and decodes an entry's file the first time it is needed.
+    /// Asks for an entry's file to be read, the first time it is needed.
     pub fn ensure_loaded(&mut self, index: usize) {
         let Some(e) = self.entries.get_mut(index) else { return };
-        if e.loaded {
+        if e.load != Load::NotAsked {
             return;
         }
-        e.loaded = true;
-        let Some(path) = &e.path else { return };
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                e.recipe = read_recipe(&bytes);
-                match decode_picture(&bytes) {
-                    Ok(p) => e.picture = Some(p),
-                    Err(err) => e.error = Some(err),
+        match &e.path {
+            Some(path) => {
+                e.load = Load::Pending;
+                if self.requests.send(Request::Load { id: e.id, path: path.clone() }).is_err() {
+                    e.load = Load::Done;
+                    e.error = Some("the gallery's file thread is gone".into());
                 }
             }
-            Err(err) => e.error = Some(err.to_string()),
+            None => e.load = Load::Done,
         }
     }
 
-    /// The entry's texture, made on first use.
+    /// The entry's texture, made once its picture is decoded (None until then).
     pub fn texture(&mut self, ctx: &egui::Context, index: usize) -> Option<TextureHandle> {
         self.ensure_loaded(index);
         let e = self.entries.get_mut(index)?;
         if e.texture.is_none() {
             let pic = e.picture.as_ref()?;
             e.texture =
-                Some(ctx.load_texture(format!("gallery-{}", e.name()), color_image(pic), TextureOptions::LINEAR));
+                Some(ctx.load_texture(format!("gallery-{}", e.id), color_image(pic), TextureOptions::LINEAR));
         }
         e.texture.clone()
     }

@@ -47,6 +47,11 @@ impl UnclipApp {
                 }
             }
             Action::ClearSlot(slot) => self.clear_slot(slot),
+            Action::TryExample => self.try_example(ctx),
+            Action::ResetLayout => {
+                self.settings.layout_generation = self.settings.layout_generation.wrapping_add(1);
+                self.last_status = "Layout reset".into();
+            }
             Action::SwapEnds => {
                 let a = self.slots.remove(&Slot::InterpA);
                 let b = self.slots.remove(&Slot::InterpB);
@@ -63,7 +68,9 @@ impl UnclipApp {
             }
             Action::SelectResult(i) => {
                 self.gallery.ensure_loaded(i);
-                self.view = View::Result(i);
+                if let Some(id) = self.gallery.id_at(i) {
+                    self.view = View::Result(id);
+                }
                 if let Some(recipe) = self.gallery.entries.get(i).and_then(|e| e.recipe.clone()) {
                     self.restore(recipe);
                 }
@@ -102,23 +109,17 @@ impl UnclipApp {
                 }
             }
             Action::DeleteResult(i) => {
-                if let Err(e) = self.gallery.remove(i) {
-                    self.error(format!("not deleted: {e}"));
+                if self.gallery.id_at(i).is_some_and(|id| self.view == View::Result(id)) {
+                    self.view = View::Empty;
                 }
-                self.view = match self.view {
-                    View::Result(j) if j == i => View::Empty,
-                    View::Result(j) if j > i => View::Result(j - 1),
-                    v => v,
-                };
+                self.gallery.remove(i);
             }
             Action::KeepFrame => {
                 let model = self.model_name();
                 if let Some(f) = self.frames.get(&self.settings.mode) {
                     let (pic, op) = (f.picture.clone(), f.op.clone());
-                    match self.gallery.add(pic, Recipe::new(model, 0, op)) {
-                        Ok(()) => self.last_status = "Frame added to the gallery".into(),
-                        Err(e) => self.error(e),
-                    }
+                    self.gallery.add(pic, Recipe::new(model, 0, op));
+                    self.last_status = "Frame added to the gallery".into();
                 }
             }
             Action::SaveFrameAs => {
@@ -148,6 +149,7 @@ impl UnclipApp {
                 }
             }
             Action::UseDefaultModel => self.open_model(crate::cli::default_model_dir(), true),
+            Action::OpenModel(reference) => self.open_model(PathBuf::from(reference), false),
             Action::SetDevice(d) => {
                 self.device = d;
                 self.settings.device = d;
@@ -162,9 +164,39 @@ impl UnclipApp {
         }
     }
 
+    /// Example inputs for the current mode, drawn from the built-in model's world: a red
+    /// star to vary, an orange circle and a red star to interpolate, a red star to turn blue.
+    fn try_example(&mut self, ctx: &egui::Context) {
+        use crate::train::world::{Colour, Shape};
+        let put = |app: &mut Self, slot: Slot, name: &str, shape: Shape, colour: Colour, background: Colour| {
+            match super::examples::picture(shape, colour, background) {
+                Some(pic) => app.set_slot(slot, SourceImage::new(ctx, name.to_string(), None, pic)),
+                None => app.error("the example picture could not be drawn"),
+            }
+        };
+        match self.settings.mode {
+            Mode::Generate => self.settings.prompt = super::panels::generate::EXAMPLES[0].to_string(),
+            Mode::Variations => put(self, Slot::VarySource, "a red star", Shape::Star, Colour::Red, Colour::Blue),
+            Mode::Interpolate => {
+                put(self, Slot::InterpA, "an orange circle", Shape::Circle, Colour::Orange, Colour::White);
+                put(self, Slot::InterpB, "a red star", Shape::Star, Colour::Red, Colour::White);
+                self.settings.interp.a_kind = EndKind::Image;
+                self.settings.interp.b_kind = EndKind::Image;
+            }
+            Mode::TextDiff => {
+                put(self, Slot::TextDiffSource, "a red star", Shape::Star, Colour::Red, Colour::White);
+                self.settings.text_diff.to = "a blue star".into();
+                self.settings.text_diff.from = "a red star".into();
+            }
+        }
+    }
+
     fn open_model(&mut self, folder: PathBuf, is_default: bool) {
         let folder = if is_default { folder } else { std::fs::canonicalize(&folder).unwrap_or(folder) };
         self.settings.model = (!is_default).then(|| folder.clone());
+        if !is_default {
+            self.settings.remember_model(&folder.display().to_string());
+        }
         self.model_is_default = is_default;
         self.model_folder = folder.clone();
         self.model = super::status::ModelState::Opening;
@@ -184,12 +216,18 @@ impl UnclipApp {
 
     fn queue_generate(&mut self) {
         if !self.model.can_generate() {
-            self.error("the model is not ready to make images from text");
+            self.error(self.model.why_not_generate());
             return;
         }
-        let params = self.settings.generate_params();
-        if params.prompt.is_empty() {
+        if self.settings.prompt.trim().is_empty() {
             self.error("type a prompt first");
+            return;
+        }
+        self.settings.seeds_for_next_run();
+        let params = self.settings.generate_params();
+        // The CLI's rules, before anything is queued (a restored recipe may break them).
+        if let Err(e) = params.validate() {
+            self.error(e);
             return;
         }
         let ticket = self.queue.ticket();
@@ -201,7 +239,6 @@ impl UnclipApp {
             op: Operation::Generate(params),
             origin: Origin::Gallery,
         });
-        self.settings.reroll_unlocked();
     }
 
     fn queue_vary(&mut self) {
@@ -209,7 +246,12 @@ impl UnclipApp {
             self.error("drop or open an image to make variations of");
             return;
         };
+        self.settings.seeds_for_next_run();
         let params = self.settings.decode_params(self.settings.variations);
+        if let Err(e) = params.validate() {
+            self.error(e);
+            return;
+        }
         let ticket = self.queue.ticket();
         let label = format!("variations of {} ×{}", src.name, params.num_images);
         self.queue.push(Pending {
@@ -219,13 +261,16 @@ impl UnclipApp {
             op: Operation::Variations { source: src.recipe_source(), params },
             origin: Origin::Gallery,
         });
-        self.settings.reroll_unlocked();
     }
 
     /// The job of the current mode's frame at θ, with its recipe; None (and a banner) when
     /// an input is missing.
     fn frame_job(&mut self, theta: f32, draft: bool) -> Option<(Job, Operation, String)> {
         let params = if draft { self.settings.draft_params() } else { self.settings.decode_params(1) };
+        if let Err(e) = params.validate() {
+            self.error(e);
+            return None;
+        }
         let ticket = self.queue.ticket();
         match self.settings.mode {
             Mode::Interpolate => {

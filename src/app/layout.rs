@@ -15,6 +15,16 @@ use super::{UnclipApp, View};
 use crate::device::DevicePref;
 
 const THUMB: f32 = 88.0;
+/// Each side panel's share of the window: (min width in points, max fraction of the width).
+/// The two maxima leave the central view at least a third of the window.
+const CONTROLS: (f32, f32) = (240.0, 0.36);
+const RESULTS: (f32, f32) = (180.0, 0.30);
+
+/// The widths a side panel may take in a window `width` points wide.
+pub fn side_range(width: f32, (min, max_share): (f32, f32)) -> egui::Rangef {
+    let max = (width * max_share).max(1.0);
+    egui::Rangef::new(min.min(max), max)
+}
 const STRIP_THUMB: f32 = 72.0;
 
 impl UnclipApp {
@@ -26,10 +36,29 @@ impl UnclipApp {
             egui::Panel::top("banner").show(ui, |ui| self.banner_ui(ui));
         }
         egui::Panel::bottom("status-bar").show(ui, |ui| self.status_bar(ui));
-        egui::Panel::left("controls").resizable(true).default_size(340.0).show(ui, |ui| {
-            egui::ScrollArea::vertical().id_salt("controls-scroll").show(ui, |ui| self.controls(ui, &mut actions));
-        });
-        egui::Panel::right("results").resizable(true).default_size(300.0).show(ui, |ui| self.results(ui, &mut actions));
+        // Side panels live within fractions of the window, so no widget (a long caption, a wide
+        // slider) can push them over the central view, and a width remembered from an older
+        // window is clamped when it is loaded.
+        let width = ui.available_width();
+        let generation = self.settings.layout_generation;
+        let (left, right) = (side_range(width, CONTROLS), side_range(width, RESULTS));
+        let controls = egui::Panel::left(("controls", generation))
+            .resizable(true)
+            .default_size(340.0)
+            .size_range(left)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().id_salt("controls-scroll").show(ui, |ui| {
+                    ui.set_max_width(ui.available_width());
+                    self.controls(ui, &mut actions)
+                });
+            });
+        super::ui_map::note(ui, "controls panel", &controls.response);
+        let results = egui::Panel::right(("results", generation))
+            .resizable(true)
+            .default_size(300.0)
+            .size_range(right)
+            .show(ui, |ui| self.results(ui, &mut actions));
+        super::ui_map::note(ui, "results panel", &results.response);
         egui::CentralPanel::default().show(ui, |ui| self.central(ui, &mut actions));
         self.drop_overlay(ui.ctx());
         if self.settings.mode != mode_before
@@ -44,7 +73,8 @@ impl UnclipApp {
     fn top_bar(&mut self, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
         ui.horizontal(|ui| {
             for m in Mode::ALL {
-                ui.selectable_value(&mut self.settings.mode, m, m.title());
+                let r = ui.selectable_value(&mut self.settings.mode, m, m.title());
+                super::ui_map::note(ui, m.title(), &r);
             }
             ui.separator();
             if ui.button("Open image…").on_hover_text("Or drop an image file on the window").clicked() {
@@ -61,6 +91,33 @@ impl UnclipApp {
                     actions.push(Action::UseDefaultModel);
                     ui.close();
                 }
+                let cached = self.hub_models.lock().map(|l| l.clone()).unwrap_or_default();
+                if !cached.is_empty() {
+                    ui.separator();
+                    ui.weak("In the Hugging Face cache:");
+                    for m in cached {
+                        let kind = match m.kind {
+                            crate::model::hub::PipelineKind::TextToImage => "text → image",
+                            crate::model::hub::PipelineKind::ImageVariations => "image variations",
+                        };
+                        let label = format!("{} ({kind}, {})", m.id, bytes(m.bytes));
+                        if ui.button(label).on_hover_text(m.path.display().to_string()).clicked() {
+                            actions.push(Action::OpenModel(m.id.clone()));
+                            ui.close();
+                        }
+                    }
+                }
+                let recent: Vec<String> = self.settings.recent_models.clone();
+                if !recent.is_empty() {
+                    ui.separator();
+                    ui.weak("Recent:");
+                    for r in recent {
+                        if ui.button(r.clone()).clicked() {
+                            actions.push(Action::OpenModel(r));
+                            ui.close();
+                        }
+                    }
+                }
                 ui.separator();
                 let mut memory = crate::app::worker::Memory {
                     half_precision: self.settings.half_precision,
@@ -73,6 +130,12 @@ impl UnclipApp {
                     .on_hover_text("Load each stage's networks when it starts and free them when it ends: less memory, slower runs.");
                 if memory != before {
                     actions.push(Action::SetMemory(memory));
+                }
+            });
+            egui::containers::menu::MenuButton::new("View").ui(ui, |ui| {
+                if ui.button("Reset layout").on_hover_text("Side panels back to their default widths").clicked() {
+                    actions.push(Action::ResetLayout);
+                    ui.close();
                 }
             });
             let current = self.device;
@@ -148,7 +211,7 @@ impl UnclipApp {
     }
 
     fn controls(&mut self, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-        let ctx = PanelCtx { slots: &self.slots, model: &self.model, loading: &self.loading };
+        let ctx = PanelCtx { slots: &self.slots, model: &self.model, loading: &self.loading, builtin: self.model_is_default };
         let s = &mut self.settings;
         let mut acts = match s.mode {
             Mode::Generate => panels::generate::show(ui, s, &ctx),
@@ -200,6 +263,7 @@ impl UnclipApp {
                     .sense(Sense::click())
                     .alt_text(label.clone()),
             ),
+            None if entry.loading() => ui.add_sized(Vec2::splat(THUMB), egui::Spinner::new()),
             None => ui.add_sized(Vec2::splat(THUMB), egui::Button::new(format!("Unreadable: {}", entry.name())).wrap()),
         };
         // The tooltip does not repeat the "Result:" label, so a hovered thumbnail is still
@@ -209,7 +273,8 @@ impl UnclipApp {
             None => format!("{}\nClick: show it and restore its settings. Right-click: more", entry.summary()),
         };
         let r = r.on_hover_text(hover);
-        if self.view == View::Result(i) {
+        super::ui_map::note(ui, &format!("thumbnail {i}"), &r);
+        if self.view == View::Result(entry.id) {
             ui.painter().rect_stroke(
                 r.rect.expand(2.0),
                 2.0,
@@ -225,6 +290,10 @@ impl UnclipApp {
 
     fn central(&mut self, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
         let now = Instant::now();
+        // Scripts wait for "idle" (no job running or queued) before they look at the window.
+        if self.queue.running.is_none() && self.queue.pending.is_empty() {
+            super::ui_map::note_rect(ui, "idle", ui.max_rect());
+        }
         if let Some(run) = &self.queue.running {
             ui.horizontal(|ui| {
                 let text = format!("{} — {}", run.label, self.preview.status_text(now));
@@ -260,7 +329,10 @@ impl UnclipApp {
                         self.hint(ui);
                     }
                 }
-                View::Result(i) => self.result_view(ui, i, area, actions),
+                View::Result(id) => match self.gallery.index_of(id) {
+                    Some(i) => self.result_view(ui, i, area, actions),
+                    None => self.hint(ui),
+                },
                 View::Frame => self.frame_view(ui, area, actions),
                 View::Empty => self.hint(ui),
             }
@@ -307,10 +379,14 @@ impl UnclipApp {
         };
         match tex {
             Some(t) => {
-                ui.add(
+                let r = ui.add(
                     egui::Image::from_texture((t.id(), fit(t.size_vec2(), area)))
                         .alt_text(format!("Selected result: {}", entry.summary())),
                 );
+                super::ui_map::note(ui, "result image", &r);
+            }
+            None if entry.loading() => {
+                ui.spinner();
             }
             None => {
                 ui.colored_label(
@@ -336,7 +412,8 @@ impl UnclipApp {
             return;
         };
         let label = format!("Frame at θ {:.2}{}", f.theta, if f.draft { " (draft)" } else { "" });
-        ui.add(egui::Image::from_texture((f.texture.id(), fit(f.texture.size_vec2(), area))).alt_text(label.clone()));
+        let r = ui.add(egui::Image::from_texture((f.texture.id(), fit(f.texture.size_vec2(), area))).alt_text(label.clone()));
+        super::ui_map::note(ui, "frame image", &r);
         ui.label(format!("θ = {:.2}{}", f.theta, if f.draft { " · quick draft, full quality follows" } else { "" }));
         ui.horizontal(|ui| {
             if ui
@@ -384,17 +461,17 @@ fn result_buttons(ui: &mut egui::Ui, i: usize, actions: &mut Vec<Action>) {
     if ui.button("Copy image").clicked() {
         actions.push(Action::CopyResult(i));
     }
-    if ui.button("Use for variations").clicked() {
-        actions.push(Action::UseResult(i, Slot::VarySource));
-    }
-    if ui.button("Use as image A").clicked() {
-        actions.push(Action::UseResult(i, Slot::InterpA));
-    }
-    if ui.button("Use as image B").clicked() {
-        actions.push(Action::UseResult(i, Slot::InterpB));
-    }
-    if ui.button("Use for text diff").clicked() {
-        actions.push(Action::UseResult(i, Slot::TextDiffSource));
+    for (label, slot) in [
+        ("Use for variations", Slot::VarySource),
+        ("Use as image A", Slot::InterpA),
+        ("Use as image B", Slot::InterpB),
+        ("Use for text diff", Slot::TextDiffSource),
+    ] {
+        let r = ui.button(label);
+        super::ui_map::note(ui, label, &r);
+        if r.clicked() {
+            actions.push(Action::UseResult(i, slot));
+        }
     }
     if ui.button("Delete").on_hover_text("Delete the file from the gallery folder").clicked() {
         actions.push(Action::DeleteResult(i));
@@ -406,5 +483,19 @@ fn result_menu(ui: &mut egui::Ui, i: usize, actions: &mut Vec<Action>) {
     result_buttons(ui, i, actions);
     if actions.len() > before {
         ui.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_side_panels_together_always_leave_the_central_view_a_third() {
+        for width in [600.0, 900.0, 1320.0, 2560.0, 7680.0] {
+            let (l, r) = (side_range(width, CONTROLS), side_range(width, RESULTS));
+            assert!(l.min <= l.max && r.min <= r.max, "{width}: {l:?} {r:?}");
+            assert!(width - l.max - r.max >= width / 3.0, "{width}: {l:?} {r:?}");
+        }
     }
 }

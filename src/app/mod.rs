@@ -12,15 +12,18 @@ pub mod preview;
 pub mod queue;
 pub mod settings;
 pub mod status;
+pub mod ui_map;
 pub mod worker;
 
 mod events;
+mod examples;
 mod jobs;
 mod layout;
 
 use eframe::egui;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use egui::TextureHandle;
@@ -108,8 +111,8 @@ pub(crate) enum View {
     Empty,
     /// The kept preview of a cancelled or failed job.
     Preview,
-    /// A gallery entry by index.
-    Result(usize),
+    /// A gallery entry by its id (stable while new results arrive on top).
+    Result(u64),
     /// The current mode's frame.
     Frame,
 }
@@ -143,6 +146,11 @@ pub struct UnclipApp {
     /// The last thing that happened ("done in 1.2 s"), for the status bar.
     last_status: String,
     smoke: Option<Smoke>,
+    /// unCLIP pipelines in the Hugging Face cache, listed once on a background thread (the
+    /// cache walk reads the disk; the UI thread never does).
+    hub_models: Arc<Mutex<Vec<crate::model::hub::CachedPipeline>>>,
+    /// Writes settings.json off the UI thread.
+    settings_writer: crate::files::BackgroundWriter,
 }
 
 /// Progress of a `--smoke` run.
@@ -157,7 +165,7 @@ impl UnclipApp {
     pub fn new(ctx: &egui::Context, config: AppConfig) -> Self {
         let settings_path = config.config_dir.join("settings.json");
         let (settings, settings_warning) = Settings::load(&settings_path);
-        let (gallery, gallery_warning) = Gallery::open(&config.data_dir.join("gallery"));
+        let (gallery, gallery_warning) = Gallery::open(&config.data_dir.join("gallery"), Some(ctx.clone()));
         let default_model = crate::cli::default_model_dir();
         let model_folder =
             config.model.clone().or_else(|| settings.model.clone()).unwrap_or_else(|| default_model.clone());
@@ -197,7 +205,19 @@ impl UnclipApp {
             banner: None,
             last_status: String::new(),
             smoke: config.smoke.clone().map(|prompt| Smoke { prompt, queued: false, done_at: None }),
+            hub_models: Arc::new(Mutex::new(Vec::new())),
+            settings_writer: crate::files::BackgroundWriter::new("settings-writer"),
         };
+        {
+            let (list, ctx) = (app.hub_models.clone(), ctx.clone());
+            let _ = std::thread::Builder::new().name("hub-cache".into()).spawn(move || {
+                let found = crate::model::hub::list_unclip();
+                if let Ok(mut l) = list.lock() {
+                    *l = found;
+                }
+                ctx.request_repaint();
+            });
+        }
         if let Some(w) = settings_warning.or(gallery_warning) {
             app.error(w);
         }
@@ -209,7 +229,7 @@ impl UnclipApp {
             }
         }
         if !app.gallery.is_empty() {
-            app.view = View::Result(0);
+            app.view = app.gallery.id_at(0).map(View::Result).unwrap_or(View::Empty);
         }
         app
     }
@@ -311,16 +331,23 @@ impl UnclipApp {
             return;
         }
         self.last_save_check = Instant::now();
-        if self.settings != self.saved {
-            match self.settings.save(&self.settings_path) {
-                Ok(()) => self.saved = self.settings.clone(),
-                Err(e) if force => eprintln!("unclip: settings not saved: {e}"),
-                Err(e) => {
-                    // Report once; `saved` is updated so the banner does not repeat every 2 s.
-                    self.saved = self.settings.clone();
-                    self.error(format!("settings not saved: {e}"));
-                }
+        for e in self.settings_writer.errors() {
+            if force {
+                eprintln!("unclip: settings not saved: {e}");
+            } else {
+                self.error(format!("settings not saved: {e}"));
             }
+        }
+        if self.settings != self.saved {
+            // Written on the writer's thread; `saved` is updated either way so a failing
+            // disk is reported once, not every 2 s.
+            match self.settings.to_json() {
+                Ok(json) => {
+                    self.settings_writer.write(&self.settings_path, json);
+                }
+                Err(e) => self.error(format!("settings not saved: {e}")),
+            }
+            self.saved = self.settings.clone();
         }
     }
 }
@@ -368,6 +395,7 @@ impl eframe::App for UnclipApp {
         self.shortcuts(ui.ctx());
         self.take_drops(ui.ctx());
         let actions = self.layout(ui);
+        ui_map::end_frame(ui.ctx());
         for a in actions {
             self.act(ui.ctx(), a);
         }

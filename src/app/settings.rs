@@ -96,12 +96,16 @@ pub struct Settings {
     pub super_res_steps: usize,
     /// The prior's seed, and the seed of the decode-only operations.
     pub seed: u64,
-    /// Keep `seed` after a run (otherwise a new one is drawn for the next run).
+    /// Keep `seed` for every run (otherwise a seed that a run has used is replaced by a new
+    /// one when the next run starts, so the field always shows the seed of the last result).
     pub lock_seed: bool,
+    /// `seed` has been used by a run (and is what the field shows for its result).
+    pub seed_used: bool,
     /// Give the decoder its own seed: same composition, new details.
     pub separate_decoder_seed: bool,
     pub decoder_seed: u64,
     pub lock_decoder_seed: bool,
+    pub decoder_seed_used: bool,
     pub variations: usize,
     pub interp: InterpSettings,
     pub text_diff: TextDiffSettings,
@@ -119,6 +123,11 @@ pub struct Settings {
     pub interp_a: Option<PathBuf>,
     pub interp_b: Option<PathBuf>,
     pub text_diff_source: Option<PathBuf>,
+    /// Bumped by View → Reset layout: the side panels get new ids, so egui's remembered
+    /// widths are dropped for their defaults (also across restarts).
+    pub layout_generation: u32,
+    /// Model folders and repo ids opened lately, newest first.
+    pub recent_models: Vec<String>,
 }
 
 impl Default for Settings {
@@ -134,9 +143,11 @@ impl Default for Settings {
             super_res_steps: g.super_res_steps,
             seed: 0,
             lock_seed: false,
+            seed_used: false,
             separate_decoder_seed: false,
             decoder_seed: 1,
             lock_decoder_seed: false,
+            decoder_seed_used: false,
             variations: 4,
             interp: InterpSettings::default(),
             text_diff: TextDiffSettings::default(),
@@ -149,6 +160,8 @@ impl Default for Settings {
             interp_a: None,
             interp_b: None,
             text_diff_source: None,
+            layout_generation: 0,
+            recent_models: Vec::new(),
         }
     }
 }
@@ -163,41 +176,61 @@ impl Settings {
             Err(e) => return (Self::default(), Some(format!("settings not read ({}): {e}", path.display()))),
         };
         match serde_json::from_str::<Settings>(&text) {
-            Ok(s) => (s.sanitized(), None),
+            Ok(s) => s.sanitized(),
             Err(e) => (Self::default(), Some(format!("settings reset, {} is not valid: {e}", path.display()))),
         }
     }
 
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
-        let json = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
-        // Write then rename, so a crash mid-write never leaves half a file.
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, json).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn to_json(&self) -> Result<Vec<u8>, String> {
+        serde_json::to_vec_pretty(self).map_err(|e| e.to_string())
     }
 
-    /// Values a hand-edited file could put out of range, clamped to what the sliders allow.
-    fn sanitized(mut self) -> Self {
+    /// Values a hand-edited file could put out of range, clamped to what the sliders allow;
+    /// texts longer than any caption are cut (with a note), so a huge prompt cannot stall the
+    /// window's text layout.
+    fn sanitized(mut self) -> (Self, Option<String>) {
+        let mut cut = false;
+        for text in [
+            &mut self.prompt,
+            &mut self.interp.a_prompt,
+            &mut self.interp.b_prompt,
+            &mut self.text_diff.to,
+            &mut self.text_diff.from,
+        ] {
+            if text.len() > MAX_TEXT {
+                let mut end = MAX_TEXT;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+                cut = true;
+            }
+        }
         self.num_images = self.num_images.clamp(1, 16);
         self.best_of = self.best_of.clamp(1, 16);
         self.variations = self.variations.clamp(1, 16);
-        self.super_res_steps = self.super_res_steps.min(1000);
-        self.draft_steps = self.draft_steps.clamp(1, 1000);
+        self.super_res_steps = if self.super_res_steps == 1 { 2 } else { self.super_res_steps.min(1000) };
+        self.draft_steps = self.draft_steps.clamp(2, 1000);
         for s in [&mut self.prior, &mut self.decoder] {
-            s.steps = s.steps.clamp(1, 1000);
-            if !s.guidance.is_finite() {
-                s.guidance = 1.0;
-            }
+            s.steps = s.steps.clamp(2, 1000);
+            s.guidance = if s.guidance.is_finite() { s.guidance.clamp(0.0, crate::pipeline::MAX_GUIDANCE) } else { 1.0 };
             s.eta = if s.eta.is_finite() { s.eta.clamp(0.0, 1.0) } else { 0.0 };
         }
         let unit = |t: f32| if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.5 };
         self.interp.theta = unit(self.interp.theta);
         self.text_diff.theta = unit(self.text_diff.theta);
         self.interp.frames = self.interp.frames.clamp(2, 32);
-        self
+        self.recent_models.truncate(MAX_RECENT);
+        self.recent_models.retain(|r| r.len() <= MAX_TEXT);
+        let note = cut.then(|| format!("a saved prompt was longer than {MAX_TEXT} bytes and was cut"));
+        (self, note)
+    }
+
+    /// Puts a model at the top of the recent list (at most 8, no repeats).
+    pub fn remember_model(&mut self, reference: &str) {
+        self.recent_models.retain(|r| r != reference);
+        self.recent_models.insert(0, reference.to_string());
+        self.recent_models.truncate(MAX_RECENT);
     }
 
     pub fn seeds(&self) -> Seeds {
@@ -209,8 +242,8 @@ impl Settings {
             prompt: self.prompt.trim().to_string(),
             num_images: self.num_images,
             seeds: self.seeds(),
-            prior: self.prior,
-            decoder: self.decoder,
+            prior: as_run(self.prior),
+            decoder: as_run(self.decoder),
             super_res_steps: self.super_res_steps,
             best_of: self.best_of,
         }
@@ -222,7 +255,7 @@ impl Settings {
         DecodeParams {
             num_images,
             seed: if self.separate_decoder_seed { self.decoder_seed } else { self.seed },
-            decoder: self.decoder,
+            decoder: as_run(self.decoder),
             super_res_steps: self.super_res_steps,
         }
     }
@@ -230,18 +263,26 @@ impl Settings {
     /// The quick version shown while a slider moves: fewer decoder steps, no super-resolution.
     pub fn draft_params(&self) -> DecodeParams {
         let mut p = self.decode_params(1);
-        p.decoder.steps = p.decoder.steps.min(self.draft_steps.max(1));
+        p.decoder.steps = p.decoder.steps.min(self.draft_steps.max(2));
         p.super_res_steps = 0;
         p
     }
 
-    /// Draws new seeds for the next run where they are not locked.
-    pub fn reroll_unlocked(&mut self) {
-        if !self.lock_seed {
-            self.seed = random_seed();
-        }
-        if self.separate_decoder_seed && !self.lock_decoder_seed {
-            self.decoder_seed = random_seed();
+    /// Called as a run is queued, before its parameters are read: an unlocked seed that an
+    /// earlier run used is replaced by a new one, a seed typed or rerolled since is kept. The
+    /// field then shows the seed of the run it belongs to, as the recipe and file name do.
+    pub fn seeds_for_next_run(&mut self) {
+        for (seed, used, locked, active) in [
+            (&mut self.seed, &mut self.seed_used, self.lock_seed, true),
+            (&mut self.decoder_seed, &mut self.decoder_seed_used, self.lock_decoder_seed, self.separate_decoder_seed),
+        ] {
+            if !active {
+                continue;
+            }
+            if *used && !locked {
+                *seed = random_seed();
+            }
+            *used = true;
         }
     }
 
@@ -255,8 +296,10 @@ impl Settings {
             s.super_res_steps = p.super_res_steps;
             if s.separate_decoder_seed {
                 s.decoder_seed = p.seed;
+                s.decoder_seed_used = false;
             } else {
                 s.seed = p.seed;
+                s.seed_used = false;
             }
         };
         let file = |s: &str| Some(PathBuf::from(s)).filter(|p| p.is_file());
@@ -269,10 +312,13 @@ impl Settings {
                 self.prior = g.prior;
                 self.decoder = g.decoder;
                 self.super_res_steps = g.super_res_steps;
+                // Not yet "used": the next run makes the same picture again.
                 self.seed = g.seeds.prior;
+                self.seed_used = false;
                 self.separate_decoder_seed = g.seeds.decoder.is_some();
                 if let Some(d) = g.seeds.decoder {
                     self.decoder_seed = d;
+                    self.decoder_seed_used = false;
                 }
             }
             Operation::Variations { source, params } => {
@@ -315,6 +361,20 @@ impl Settings {
     }
 }
 
+/// A stage as it runs and as its recipe records it: the η slider keeps its value while DDPM
+/// is chosen, but DDPM has no η.
+fn as_run(mut s: StageParams) -> StageParams {
+    if s.sampler == Sampler::Ddpm {
+        s.eta = 0.0;
+    }
+    s
+}
+
+const MAX_RECENT: usize = 8;
+
+/// Longest prompt or caption kept from the settings file (CLIP reads 77 tokens).
+pub const MAX_TEXT: usize = 2000;
+
 /// How a prompt endpoint is written in an interpolation recipe (images are paths).
 pub const PROMPT_PREFIX: &str = "prompt: ";
 
@@ -333,3 +393,69 @@ pub fn random_seed() -> u64 {
 
 /// Which samplers the combo boxes offer.
 pub const SAMPLERS: [(Sampler, &str); 2] = [(Sampler::Ddpm, "DDPM (model's own)"), (Sampler::Ddim, "DDIM")];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("unclip-settings-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_22_mb_prompt_in_the_settings_file_is_cut_with_a_note() {
+        let d = scratch("huge");
+        let path = d.join("settings.json");
+        let s = Settings { prompt: "a red star ".repeat(2_000_000), ..Settings::default() };
+        std::fs::write(&path, s.to_json().unwrap()).unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > 20_000_000);
+        let (loaded, note) = Settings::load(&path);
+        assert!(loaded.prompt.len() <= MAX_TEXT, "{} bytes kept", loaded.prompt.len());
+        assert!(loaded.prompt.starts_with("a red star a red star"));
+        assert!(note.is_some_and(|n| n.contains("cut")));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn out_of_range_values_in_a_hand_edited_file_are_clamped_to_what_runs() {
+        let d = scratch("clamp");
+        let path = d.join("settings.json");
+        let mut s = Settings::default();
+        s.decoder.steps = 0;
+        s.prior.guidance = 1e30;
+        s.super_res_steps = 1;
+        s.draft_steps = 1;
+        std::fs::write(&path, s.to_json().unwrap()).unwrap();
+        let (loaded, note) = Settings::load(&path);
+        assert_eq!(note, None);
+        assert!(loaded.generate_params().validate().is_ok(), "{:?}", loaded.generate_params().validate());
+        assert!(loaded.draft_params().validate().is_ok());
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn an_unlocked_seed_is_replaced_only_once_it_has_been_used() {
+        let mut s = Settings { seed: 42, ..Settings::default() };
+        s.seeds_for_next_run();
+        assert_eq!(s.seed, 42, "a fresh seed is used as it is");
+        s.seeds_for_next_run();
+        assert_ne!(s.seed, 42, "a used, unlocked seed is replaced");
+        s.lock_seed = true;
+        let locked = s.seed;
+        s.seeds_for_next_run();
+        assert_eq!(s.seed, locked);
+    }
+
+    #[test]
+    fn ddpm_runs_and_records_no_eta() {
+        let mut s = Settings::default();
+        s.decoder.eta = 0.7;
+        s.decoder.sampler = Sampler::Ddpm;
+        assert_eq!(s.decode_params(1).decoder.eta, 0.0);
+        s.decoder.sampler = Sampler::Ddim;
+        assert_eq!(s.decode_params(1).decoder.eta, 0.7);
+    }
+}

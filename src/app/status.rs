@@ -49,17 +49,34 @@ pub enum ModelState {
     Ready {
         device: String,
         is_gpu: bool,
-        can_generate: bool,
-        can_vary: bool,
+        /// Why text→image is off (None: on).
+        generate_off: Option<String>,
+        /// Why variations, interpolation and text diffs are off (None: on).
+        vary_off: Option<String>,
     },
     Failed(String),
 }
 
 impl ModelState {
     pub fn can_generate(&self) -> bool {
-        matches!(self, ModelState::Ready { can_generate: true, .. })
+        matches!(self, ModelState::Ready { generate_off: None, .. })
     }
     pub fn can_vary(&self) -> bool {
-        matches!(self, ModelState::Ready { can_vary: true, .. })
+        matches!(self, ModelState::Ready { vary_off: None, .. })
+    }
+
+    /// Why an operation cannot run now, in words for the banner or a tooltip.
+    fn why_not(&self, off: impl Fn(&Self) -> Option<&String>) -> String {
+        match self {
+            ModelState::Opening => "the model is still opening".into(),
+            ModelState::Failed(m) => format!("no model is open: {m}"),
+            ModelState::Ready { .. } => off(self).cloned().unwrap_or_default(),
+        }
+    }
+    pub fn why_not_generate(&self) -> String {
+        self.why_not(|s| if let ModelState::Ready { generate_off, .. } = s { generate_off.as_ref() } else { None })
+    }
+    pub fn why_not_vary(&self) -> String {
+        self.why_not(|s| if let ModelState::Ready { vary_off, .. } = s { vary_off.as_ref() } else { None })
     }
 }

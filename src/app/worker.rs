@@ -109,8 +109,10 @@ pub enum Event {
         folder: PathBuf,
         device: String,
         is_gpu: bool,
-        can_generate: bool,
-        can_vary: bool,
+        /// Why text→image is off (None: on).
+        generate_off: Option<String>,
+        /// Why the image operations are off (None: on).
+        vary_off: Option<String>,
         /// Broken configs or weight files found up front, one line each.
         problems: Vec<String>,
     },
@@ -252,15 +254,15 @@ impl State {
         let result = choose(device).and_then(|chosen| Ok((self.engine_on(folder, chosen.device.clone())?, chosen)));
         match result {
             Ok((engine, chosen)) => {
-                let (can_generate, can_vary) = (engine.folder.can_generate(), engine.folder.can_vary());
+                let (generate_off, vary_off) = (engine.folder.why_no_text_to_image(), engine.folder.why_no_image_operations());
                 let problems = engine.folder.validate();
                 self.engine = Some(engine);
                 out.send(Event::ModelReady {
                     folder: folder.to_path_buf(),
                     device: chosen.name,
                     is_gpu: chosen.is_gpu,
-                    can_generate,
-                    can_vary,
+                    generate_off,
+                    vary_off,
                     problems,
                 });
             }

@@ -7,16 +7,188 @@ use std::path::Path;
 
 use super::ModelError;
 
-/// Reads and parses a component's config file.
-pub fn read_config<T: DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ModelError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    serde_json::from_str(&text).map_err(|e| ModelError::Config {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+/// Largest config file read (Karlo's are under 4 KiB).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Reads, parses and range-checks a component's config file, so that no value from it can
+/// reach a division, a chunking or an allocation unchecked.
+pub fn read_config<T: DeserializeOwned + CheckConfig>(path: &Path) -> Result<T, ModelError> {
+    let bad = |message: String| ModelError::Config { path: path.to_path_buf(), message };
+    let io = |e: std::io::Error| ModelError::Io { path: path.to_path_buf(), message: e.to_string() };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > MAX_CONFIG_BYTES {
+        return Err(bad(format!("{len} bytes; a config is at most {MAX_CONFIG_BYTES}")));
+    }
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    let cfg: T = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    cfg.check().map_err(bad)?;
+    Ok(cfg)
+}
+
+/// The ranges a config's values must lie in before any module is built from it. The bounds
+/// are far beyond any released unCLIP (Karlo's widest layer is 1280 channels, 64 px decoder,
+/// 256 px super-resolution) and well inside what a desktop can allocate.
+pub trait CheckConfig {
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl CheckConfig for serde_json::Value {}
+
+const MAX_WIDTH: usize = 16_384;
+const MAX_LAYERS: usize = 128;
+const MAX_PIXELS: usize = 2048;
+
+fn within(name: &str, v: usize, lo: usize, hi: usize) -> Result<(), String> {
+    if (lo..=hi).contains(&v) { Ok(()) } else { Err(format!("{name} must be {lo}..={hi}, got {v}")) }
+}
+
+fn divides(name: &str, v: usize, by_name: &str, by: usize) -> Result<(), String> {
+    if by > 0 && v % by == 0 { Ok(()) } else { Err(format!("{name} ({v}) must be a multiple of {by_name} ({by})")) }
+}
+
+fn finite_positive(name: &str, v: f64) -> Result<(), String> {
+    if v.is_finite() && v > 0.0 { Ok(()) } else { Err(format!("{name} must be a positive number, got {v}")) }
+}
+
+/// The U-Net checks the decoder and super-resolution share: sizes, channels divisible by
+/// the group count, a sample size that survives every downsampling.
+fn check_unet(sample_size: Option<usize>, channels: &[usize], groups: usize, in_out: [usize; 2], eps: f64) -> Result<(), String> {
+    within("norm_num_groups", groups, 1, 1024)?;
+    finite_positive("norm_eps", eps)?;
+    within("in_channels", in_out[0], 1, 64)?;
+    within("out_channels", in_out[1], 1, 64)?;
+    within("number of blocks", channels.len(), 1, 8)?;
+    for &c in channels {
+        within("block_out_channels", c, 1, MAX_WIDTH)?;
+        divides("block_out_channels", c, "norm_num_groups", groups)?;
+    }
+    if let Some(size) = sample_size {
+        within("sample_size", size, 1, MAX_PIXELS)?;
+        divides("sample_size", size, "2^(blocks - 1)", 1 << (channels.len() - 1))?;
+    }
+    Ok(())
+}
+
+/// The transformer tower checks the CLIP text and vision configs share:
+/// [hidden, intermediate, projection, layers, heads].
+fn check_tower([hidden, intermediate, projection, layers, heads]: [usize; 5], eps: f64) -> Result<(), String> {
+    within("hidden_size", hidden, 1, MAX_WIDTH)?;
+    within("intermediate_size", intermediate, 1, 4 * MAX_WIDTH)?;
+    within("projection_dim", projection, 1, MAX_WIDTH)?;
+    within("num_hidden_layers", layers, 1, MAX_LAYERS)?;
+    within("num_attention_heads", heads, 1, 256)?;
+    divides("hidden_size", hidden, "num_attention_heads", heads)?;
+    finite_positive("layer_norm_eps", eps)
+}
+
+impl CheckConfig for ClipTextConfig {
+    fn check(&self) -> Result<(), String> {
+        within("vocab_size", self.vocab_size, 1, 1_000_000)?;
+        within("max_position_embeddings", self.max_position_embeddings, 2, 4096)?;
+        let sizes = [self.hidden_size, self.intermediate_size, self.projection_dim, self.num_hidden_layers, self.num_attention_heads];
+        check_tower(sizes, self.layer_norm_eps)
+    }
+}
+
+impl CheckConfig for ClipVisionConfig {
+    fn check(&self) -> Result<(), String> {
+        within("num_channels", self.num_channels, 1, 4)?;
+        within("image_size", self.image_size, 1, MAX_PIXELS)?;
+        within("patch_size", self.patch_size, 1, self.image_size)?;
+        let sizes = [self.hidden_size, self.intermediate_size, self.projection_dim, self.num_hidden_layers, self.num_attention_heads];
+        check_tower(sizes, self.layer_norm_eps)
+    }
+}
+
+impl CheckConfig for PriorConfig {
+    fn check(&self) -> Result<(), String> {
+        within("num_attention_heads", self.num_attention_heads, 1, 256)?;
+        within("attention_head_dim", self.attention_head_dim, 1, 1024)?;
+        within("num_layers", self.num_layers, 1, MAX_LAYERS)?;
+        within("embedding_dim", self.embedding_dim, 1, MAX_WIDTH)?;
+        within("num_embeddings", self.num_embeddings, 1, 4096)?;
+        within("additional_embeddings", self.additional_embeddings, 0, 64)?;
+        within("inner dim (heads × head dim)", self.inner_dim(), 1, MAX_WIDTH)?;
+        for (name, v) in [
+            ("time_embed_dim", self.time_embed_dim),
+            ("embedding_proj_dim", self.embedding_proj_dim),
+            ("clip_embed_dim", self.clip_embed_dim),
+        ] {
+            if let Some(v) = v {
+                within(name, v, 1, 4 * MAX_WIDTH)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl CheckConfig for TextProjConfig {
+    fn check(&self) -> Result<(), String> {
+        within("clip_extra_context_tokens", self.clip_extra_context_tokens, 1, 64)?;
+        within("clip_embeddings_dim", self.clip_embeddings_dim, 1, MAX_WIDTH)?;
+        within("time_embed_dim", self.time_embed_dim, 1, 4 * MAX_WIDTH)?;
+        within("cross_attention_dim", self.cross_attention_dim, 1, MAX_WIDTH)
+    }
+}
+
+impl CheckConfig for DecoderConfig {
+    fn check(&self) -> Result<(), String> {
+        let n = self.block_out_channels.len();
+        check_unet(self.sample_size, &self.block_out_channels, self.norm_num_groups, [self.in_channels, self.out_channels], self.norm_eps)?;
+        for i in 0..n {
+            let per = |name: &str, v: Option<usize>, hi: usize| match v {
+                Some(v) => within(name, v, 1, hi),
+                None => Err(format!("{name} must have one value or one per block ({n})")),
+            };
+            per("layers_per_block", self.layers_per_block.get(i, n), 16)?;
+            per("attention_head_dim", self.attention_head_dim.get(i, n), MAX_WIDTH)?;
+            per("cross_attention_dim", self.cross_attention_dim.get(i, n), MAX_WIDTH)?;
+            if let Some(h) = &self.num_attention_heads {
+                per("num_attention_heads", h.get(i, n), 256)?;
+            }
+        }
+        within("conv_in_kernel", self.conv_in_kernel, 1, 7)?;
+        within("conv_out_kernel", self.conv_out_kernel, 1, 7)
+    }
+}
+
+impl CheckConfig for SuperResConfig {
+    fn check(&self) -> Result<(), String> {
+        check_unet(self.sample_size, &self.block_out_channels, self.norm_num_groups, [self.in_channels, self.out_channels], self.norm_eps)?;
+        within("layers_per_block", self.layers_per_block, 1, 16)?;
+        if let Some(d) = self.attention_head_dim {
+            within("attention_head_dim", d, 1, MAX_WIDTH)?;
+        }
+        if let Some(g) = self.attn_norm_num_groups {
+            within("attn_norm_num_groups", g, 1, 1024)?;
+        }
+        Ok(())
+    }
+}
+
+impl CheckConfig for SchedulerConfig {
+    fn check(&self) -> Result<(), String> {
+        within("num_train_timesteps", self.num_train_timesteps, 2, 10_000)?;
+        finite_positive("clip_sample_range", self.clip_sample_range)
+    }
+}
+
+impl CheckConfig for ImageProcessorConfig {
+    fn check(&self) -> Result<(), String> {
+        within("size", self.shortest_edge(), 1, MAX_PIXELS)?;
+        let (h, w) = self.crop();
+        within("crop height", h, 1, MAX_PIXELS)?;
+        within("crop width", w, 1, MAX_PIXELS)?;
+        if self.image_mean.len() != 3 || self.image_std.len() != 3 {
+            return Err("image_mean and image_std need 3 values".into());
+        }
+        if self.image_std.iter().any(|v| !(v.is_finite() && *v > 0.0)) || self.image_mean.iter().any(|v| !v.is_finite()) {
+            return Err("image_mean must be finite and image_std positive".into());
+        }
+        finite_positive("rescale_factor", self.rescale_factor)
+    }
 }
 
 /// A key that diffusers accepts either as one value for every block or as a per-block list.

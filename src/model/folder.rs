@@ -12,7 +12,7 @@ use super::prior::PriorTransformer;
 use super::text_proj::UnCLIPTextProjModel;
 use super::tokenizer::ClipTokenizer;
 use super::unet::{self, UNet};
-use super::weights::{load_into, weight_file};
+use super::weights::{WeightFiles, check_files, load_into, weight_files};
 use super::ModelError;
 
 /// Components each operation needs.
@@ -33,16 +33,39 @@ pub const SUPER_RES: &[&str] = &["super_res_first", "super_res_last", "super_res
 #[derive(Debug, Clone)]
 pub struct ModelFolder {
     pub root: PathBuf,
+    /// Where the image encoder and feature extractor come from when `root` has none: Karlo's
+    /// text→image repository ships no image encoder, its image-variations repository does
+    /// (with the same decoder), so a text→image folder borrows them to offer all operations.
+    pub image_side: Option<PathBuf>,
+    /// A weight variant to load ("fp16": `*.fp16.safetensors` / `*.fp16.bin`), as diffusers'
+    /// `variant=`; None takes the plain files (or an fp16 variant when it is all there is).
+    pub variant: Option<String>,
 }
+
+/// Components a text→image folder may borrow from its image-variations sibling.
+const IMAGE_SIDE: &[&str] = &["image_encoder", "feature_extractor"];
 
 impl ModelFolder {
     /// Opens a folder; fails with the list of missing parts when it cannot even generate
     /// from text or make variations.
+    /// `root` may also be a Hugging Face repo id (`org/name`, `org/name@revision`), found
+    /// offline in the hub cache as huggingface_hub lays it out.
     pub fn open(root: &Path) -> Result<Self, ModelError> {
+        let resolved;
+        let root = match root.to_str().map(super::hub::ModelRef::parse) {
+            Some(r @ super::hub::ModelRef::Repo { .. }) => {
+                resolved = r.folder().map_err(|e| ModelError::Input(e.to_string()))?;
+                resolved.as_path()
+            }
+            _ => root,
+        };
         if !root.is_dir() {
             return Err(ModelError::Io { path: root.to_path_buf(), message: "not a folder".into() });
         }
-        let folder = Self { root: root.to_path_buf() };
+        let mut folder = Self { root: root.to_path_buf(), image_side: None, variant: None };
+        if IMAGE_SIDE.iter().any(|c| !folder.has(c)) {
+            folder.image_side = variations_sibling(root).filter(|side| IMAGE_SIDE.iter().all(|c| side.join(c).is_dir()));
+        }
         let t2i = folder.missing(TEXT_TO_IMAGE);
         let var = folder.missing(VARIATIONS);
         if !t2i.is_empty() && !var.is_empty() {
@@ -62,13 +85,48 @@ impl ModelFolder {
         needed.iter().copied().filter(|c| !self.has(c)).collect()
     }
 
+    /// A component's folder: in `root`, or borrowed from the image side (see `image_side`).
+    pub fn dir(&self, component: &str) -> PathBuf {
+        let own = self.root.join(component);
+        match &self.image_side {
+            Some(side) if IMAGE_SIDE.contains(&component) && !own.is_dir() => side.join(component),
+            _ => own,
+        }
+    }
+
     pub fn has(&self, component: &str) -> bool {
-        let dir = self.root.join(component);
+        let dir = self.dir(component);
         match component {
             "tokenizer" => dir.join("tokenizer.json").is_file() || dir.join("vocab.json").is_file(),
             "feature_extractor" => dir.join("preprocessor_config.json").is_file(),
             c if c.ends_with("scheduler") => dir.join("scheduler_config.json").is_file(),
             _ => dir.join("config.json").is_file(),
+        }
+    }
+
+    /// Why text→image is off for this folder (None: it is on), for the app to show.
+    pub fn why_no_text_to_image(&self) -> Option<String> {
+        let missing = self.missing(TEXT_TO_IMAGE);
+        match missing.as_slice() {
+            [] => None,
+            ["prior"] | ["prior", "prior_scheduler"] | ["prior_scheduler"] => {
+                Some("this model has no prior; text → image needs kakaobrain/karlo-v1-alpha".into())
+            }
+            m => Some(format!("this model lacks {}; text → image is off", m.join(", "))),
+        }
+    }
+
+    /// Why variations, interpolation and text diffs are off (None: they are on).
+    pub fn why_no_image_operations(&self) -> Option<String> {
+        let missing = self.missing(VARIATIONS);
+        match missing.as_slice() {
+            [] => None,
+            m if m.iter().all(|c| IMAGE_SIDE.contains(c)) => Some(
+                "this model has no image encoder; image operations need kakaobrain/karlo-v1-alpha-image-variations \
+                 in the hub cache (or a <folder>-image-variations beside it)"
+                    .into(),
+            ),
+            m => Some(format!("this model lacks {}; image operations are off", m.join(", "))),
         }
     }
 
@@ -83,23 +141,23 @@ impl ModelFolder {
     }
 
     fn config_path(&self, component: &str) -> PathBuf {
-        self.root.join(component).join("config.json")
+        self.dir(component).join("config.json")
     }
 
-    fn weights(&self, component: &str) -> Result<PathBuf, ModelError> {
-        weight_file(&self.root.join(component))
+    fn weights(&self, component: &str) -> Result<WeightFiles, ModelError> {
+        weight_files(&self.dir(component), self.variant.as_deref())
     }
 
     pub fn tokenizer(&self) -> Result<ClipTokenizer, ModelError> {
-        ClipTokenizer::from_folder(&self.root.join("tokenizer"))
+        ClipTokenizer::from_folder(&self.dir("tokenizer"))
     }
 
     pub fn scheduler(&self, component: &str) -> Result<SchedulerConfig, ModelError> {
-        config::read_config(&self.root.join(component).join("scheduler_config.json"))
+        config::read_config(&self.dir(component).join("scheduler_config.json"))
     }
 
     pub fn image_processor(&self) -> Result<ImageProcessorConfig, ModelError> {
-        config::read_config(&self.root.join("feature_extractor").join("preprocessor_config.json"))
+        config::read_config(&self.dir("feature_extractor").join("preprocessor_config.json"))
     }
 
     pub fn text_encoder(&self, device: &Device, dtype: DType) -> Result<ClipTextModelWithProjection, ModelError> {
@@ -137,7 +195,7 @@ impl ModelFolder {
     /// files whose header is broken or truncated, one line each (empty when all is well).
     pub fn validate(&self) -> Vec<String> {
         use super::config::{ClipTextConfig, ClipVisionConfig, DecoderConfig, PriorConfig, SuperResConfig, TextProjConfig};
-        fn parse<T: serde::de::DeserializeOwned>(p: &Path) -> Option<String> {
+        fn parse<T: serde::de::DeserializeOwned + config::CheckConfig>(p: &Path) -> Option<String> {
             config::read_config::<T>(p).err().map(|e| e.to_string())
         }
         let mut problems = Vec::new();
@@ -161,7 +219,7 @@ impl ModelFolder {
                 problems.push(e);
             }
             if component != "feature_extractor"
-                && let Err(e) = self.weights(component).and_then(|f| super::weights::check_file(&f))
+                && let Err(e) = self.weights(component).and_then(|w| check_files(&w))
             {
                 problems.push(e.to_string());
             }
@@ -186,4 +244,22 @@ impl ModelFolder {
         let v: serde_json::Value = config::read_config(&self.config_path(component)).ok()?;
         v.get("sample_size").and_then(|s| s.as_u64()).map(|s| s as usize)
     }
+}
+
+/// The image-variations folder that belongs with a text→image folder, if there is one: in
+/// the hub cache, `models--org--name-image-variations` beside `models--org--name` (its
+/// `main` snapshot); elsewhere a folder named `<name>-image-variations` beside `<name>`.
+pub fn variations_sibling(root: &Path) -> Option<PathBuf> {
+    // …/models--org--name/snapshots/<sha>
+    let snapshots = root.parent()?;
+    let repo = snapshots.parent()?;
+    let repo_name = repo.file_name()?.to_str()?;
+    if snapshots.file_name()? == "snapshots"
+        && let Some(id) = repo_name.strip_prefix("models--").map(|r| r.replacen("--", "/", 1))
+    {
+        return super::hub::resolve_in(repo.parent()?, &format!("{id}-image-variations"), None).ok();
+    }
+    let name = root.file_name()?.to_str()?;
+    let side = root.with_file_name(format!("{name}-image-variations"));
+    side.is_dir().then_some(side)
 }

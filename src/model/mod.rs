@@ -8,6 +8,7 @@ pub mod clip_vision;
 pub mod config;
 pub mod embeddings;
 pub mod folder;
+pub mod hub;
 pub mod nn;
 pub mod prior;
 pub mod text_proj;

@@ -129,6 +129,9 @@ fn read_settings(dir: &Path) -> Result<Settings, ModelError> {
     Ok(Settings { pad_token, max_length })
 }
 
+/// Largest vocab.json / merges.txt read (CLIP's are 1.6 MB and 0.5 MB).
+const MAX_TOKENIZER_FILE: u64 = 64 << 20;
+
 fn build_from_vocab(dir: &Path) -> Result<Tokenizer, ModelError> {
     let vocab = dir.join("vocab.json");
     let merges = dir.join("merges.txt");
@@ -136,6 +139,18 @@ fn build_from_vocab(dir: &Path) -> Result<Tokenizer, ModelError> {
         if !p.is_file() {
             return Err(ModelError::MissingFile { path: p.clone(), hint: "tokenizer file missing".into() });
         }
+    }
+    for p in [&vocab, &merges] {
+        let len = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        if len > MAX_TOKENIZER_FILE {
+            return Err(tok_err(format!("{}: {len} bytes; a tokenizer file is at most {MAX_TOKENIZER_FILE}", p.display())));
+        }
+    }
+    // An empty merges list is a valid BPE that splits every word into characters: a broken
+    // download, not a tokenizer anyone trained. Refuse it rather than draw something else.
+    let merges_text = std::fs::read_to_string(&merges).map_err(|e| tok_err(format!("{}: {e}", merges.display())))?;
+    if !merges_text.lines().any(|l| !l.trim().is_empty() && !l.starts_with("#version")) {
+        return Err(tok_err(format!("{}: no merges in the file (a broken download?)", merges.display())));
     }
     let path_str = |p: &Path| p.to_str().map(str::to_string).ok_or_else(|| tok_err("non-UTF-8 path"));
     let bpe = BPE::from_file(&path_str(&vocab)?, &path_str(&merges)?)

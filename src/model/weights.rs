@@ -19,27 +19,118 @@ const REMAPS: &[(&str, &str)] = &[
     (r"\.ff\.net\.2\.", ".ff.net_2."),
 ];
 
-/// Weight file names diffusers and transformers write, in order of preference.
-const WEIGHT_FILES: &[&str] = &["diffusion_pytorch_model.safetensors", "model.safetensors"];
-const FP16_FILES: &[&str] = &["diffusion_pytorch_model.fp16.safetensors", "model.fp16.safetensors"];
+/// A component's weights as published: one file or shards, safetensors or PyTorch pickles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightFiles {
+    pub files: Vec<PathBuf>,
+    pub format: WeightFormat,
+}
 
-/// The safetensors file of a component folder (an fp16 variant when it is the only one).
-pub fn weight_file(dir: &Path) -> Result<PathBuf, ModelError> {
-    for name in WEIGHT_FILES.iter().chain(FP16_FILES) {
-        let p = dir.join(name);
-        if p.is_file() {
-            return Ok(p);
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightFormat {
+    Safetensors,
+    /// torch.save's zip (or legacy) pickle, read without running pickle code.
+    Pytorch,
+}
+
+/// The file names diffusers (`diffusion_pytorch_model`) and transformers (`model`,
+/// `pytorch_model`) write, in diffusers' order of preference: safetensors before pickles,
+/// one file before shards. `variant` ("fp16") names the variant files first; without one, an
+/// fp16 variant is still taken when it is all a folder has.
+fn candidates(dir: &Path, variant: Option<&str>) -> Vec<(PathBuf, WeightFormat, bool)> {
+    let transformers = dir.file_name().is_some_and(|n| n == "text_encoder" || n == "image_encoder");
+    let (st, pt) = if transformers { ("model", "pytorch_model") } else { ("diffusion_pytorch_model", "diffusion_pytorch_model") };
+    let names = |v: Option<&str>| -> Vec<(String, WeightFormat, bool)> {
+        let dot = v.map(|v| format!(".{v}")).unwrap_or_default();
+        vec![
+            (format!("{st}{dot}.safetensors"), WeightFormat::Safetensors, false),
+            (format!("{st}.safetensors.index{dot}.json"), WeightFormat::Safetensors, true),
+            (format!("{pt}{dot}.bin"), WeightFormat::Pytorch, false),
+            (format!("{pt}.bin.index{dot}.json"), WeightFormat::Pytorch, true),
+        ]
+    };
+    let order: Vec<(String, WeightFormat, bool)> = match variant {
+        Some(v) => names(Some(v)),
+        None => names(None).into_iter().chain(names(Some("fp16"))).collect(),
+    };
+    order.into_iter().map(|(n, f, index)| (dir.join(n), f, index)).collect()
+}
+
+/// The weight files of a component folder (see [`candidates`]). The error names the file
+/// that was looked for first, so a missing text encoder says `model.safetensors`.
+pub fn weight_files(dir: &Path, variant: Option<&str>) -> Result<WeightFiles, ModelError> {
+    let tried = candidates(dir, variant);
+    for (path, format, index) in &tried {
+        if !path.is_file() {
+            continue;
         }
+        let files = if *index { shard_files(path)? } else { vec![path.clone()] };
+        return Ok(WeightFiles { files, format: *format });
     }
-    let has_bin = ["diffusion_pytorch_model.bin", "pytorch_model.bin"].iter().any(|n| dir.join(n).is_file());
-    Err(ModelError::MissingFile {
-        path: dir.join(WEIGHT_FILES[0]),
-        hint: if has_bin {
-            "only PyTorch .bin weights are present; convert them to .safetensors (see README)".into()
-        } else {
-            "no .safetensors weights in this folder".into()
-        },
-    })
+    let first = tried.first().map(|t| t.0.clone()).unwrap_or_else(|| dir.to_path_buf());
+    let hint = match variant {
+        Some(v) => format!("no {v} variant weights (.{v}.safetensors or .{v}.bin) in this folder"),
+        None => "no weights (.safetensors or .bin) in this folder".into(),
+    };
+    Err(ModelError::MissingFile { path: first, hint })
+}
+
+/// Largest shard index read (Karlo-sized indices are ~100 KiB).
+const MAX_INDEX_BYTES: u64 = 16 << 20;
+
+/// The files a sharded checkpoint's `*.index.json` names in its `weight_map`, each a plain
+/// file name in the same folder.
+fn shard_files(index: &Path) -> Result<Vec<PathBuf>, ModelError> {
+    let bad = |message: String| ModelError::Weights { path: index.to_path_buf(), message };
+    let len = std::fs::metadata(index).map_err(|e| bad(e.to_string()))?.len();
+    if len > MAX_INDEX_BYTES {
+        return Err(bad(format!("index of {len} bytes is too large")));
+    }
+    let text = std::fs::read_to_string(index).map_err(|e| bad(e.to_string()))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| bad("no weight_map".into()))?;
+    let mut names: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        return Err(bad("weight_map names no files".into()));
+    }
+    let dir = index.parent().unwrap_or(Path::new("."));
+    names
+        .into_iter()
+        .map(|n| {
+            if n.is_empty() || n.contains(['/', '\\']) || n == ".." {
+                return Err(bad(format!("shard name '{n}' is not a file name in this folder")));
+            }
+            let p = dir.join(n);
+            if p.is_file() { Ok(p) } else { Err(ModelError::MissingFile { path: p, hint: "a shard named by the index is missing".into() }) }
+        })
+        .collect()
+}
+
+/// Checks every weights file's header and extent without loading it.
+pub fn check_files(w: &WeightFiles) -> Result<(), ModelError> {
+    for file in &w.files {
+        let checked = match w.format {
+            WeightFormat::Safetensors => check_header(file).map(|_| ()),
+            WeightFormat::Pytorch => check_pickle(file),
+        };
+        checked.map_err(|message| ModelError::Weights { path: file.clone(), message })?;
+    }
+    Ok(())
+}
+
+/// A torch.save file starts as a zip archive (torch ≥ 1.6) or a pickle stream (protocol 2+).
+fn check_pickle(file: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    let mut f = std::fs::File::open(file).map_err(|e| e.to_string())?;
+    f.read_exact(&mut head).map_err(|_| "file is too short to be a PyTorch checkpoint".to_string())?;
+    if head == *b"PK\x03\x04" || head[0] == 0x80 {
+        Ok(())
+    } else {
+        Err("not a PyTorch checkpoint (neither a zip archive nor a pickle)".into())
+    }
 }
 
 /// Checks a weights file's header and extent without loading it.
@@ -47,56 +138,98 @@ pub fn check_file(file: &Path) -> Result<(), ModelError> {
     check_header(file).map(|_| ()).map_err(|message| ModelError::Weights { path: file.to_path_buf(), message })
 }
 
-/// Loads `file` into `module`, casting every float to `dtype`.
-pub fn load_into<M: Module + ModuleSnapshot>(mut module: M, file: &Path, dtype: DType) -> Result<M, ModelError> {
-    let bad = |message: String| ModelError::Weights { path: file.to_path_buf(), message };
-    // Read the header first: a truncated or non-safetensors file gets a plain message.
-    let file_shapes = check_header(file).map_err(bad)?;
+/// Loads a component's weights (every shard) into `module`, casting every float to `dtype`.
+/// Each tensor must be found once, with the shape the config implies; anything missing, left
+/// over or mis-shaped is an error naming the key and the file.
+pub fn load_into<M: Module + ModuleSnapshot>(mut module: M, weights: &WeightFiles, dtype: DType) -> Result<M, ModelError> {
+    let mut applied: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut missing: Vec<String> = Vec::new();
+    for file in &weights.files {
+        let bad = |message: String| ModelError::Weights { path: file.to_path_buf(), message };
+        let result = match weights.format {
+            WeightFormat::Safetensors => {
+                // Read the header first: a truncated or non-safetensors file gets a plain message.
+                let file_shapes = check_header(file).map_err(bad)?;
+                let mut store = SafetensorsStore::from_file(file)
+                    .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(dtype)))
+                    .validate(false)
+                    .allow_partial(true);
+                for (from, to) in REMAPS {
+                    store = store.with_key_remapping(*from, *to);
+                }
+                let result = module.load_from(&mut store).map_err(|e| bad(e.to_string()))?;
+                tensor_errors(&result, &file_shapes).map_err(bad)?;
+                result
+            }
+            WeightFormat::Pytorch => {
+                check_pickle(file).map_err(bad)?;
+                let result = apply_pickle(&mut module, file, dtype).map_err(bad)?;
+                tensor_errors(&result, &HashMap::new()).map_err(bad)?;
+                result
+            }
+        };
+        // Older transformers checkpoints also saved the `position_ids` buffer, which is derived.
+        let unused: Vec<&String> = result.unused.iter().filter(|k| !k.ends_with("position_ids")).collect();
+        if let Some(path) = unused.first() {
+            return Err(bad(format!(
+                "unexpected tensor '{}' ({} unexpected in all): the config does not match these weights",
+                path,
+                unused.len()
+            )));
+        }
+        applied.extend(result.applied);
+        missing = result.missing.into_iter().map(|(path, _)| path).collect();
+    }
+    // A shard loads part of the module: what no file supplied is missing.
+    let missing: Vec<&String> = missing.iter().filter(|p| !applied.contains(*p)).collect();
+    if let Some(path) = missing.first() {
+        let file = weights.files.first().cloned().unwrap_or_default();
+        return Err(ModelError::Weights {
+            path: file,
+            message: format!("missing tensor '{}' ({} missing in all)", checkpoint_key(path), missing.len()),
+        });
+    }
+    Ok(module)
+}
 
-    let mut store = SafetensorsStore::from_file(file)
-        .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(dtype)))
-        .validate(false)
-        .allow_partial(true);
+/// Applies a torch.save checkpoint to `module` (burn-store's reader: zip or legacy pickle,
+/// parsed without running pickle code).
+#[cfg(feature = "pytorch-bin")]
+fn apply_pickle<M: ModuleSnapshot>(module: &mut M, file: &Path, dtype: DType) -> Result<burn::store::ApplyResult, String> {
+    use burn::store::{ModuleStore, PytorchStore};
+    // Index remapping off: diffusers' `nn.Sequential` gaps (ff.net.0 / ff.net.2) are named by
+    // REMAPS, not renumbered.
+    let mut store = PytorchStore::from_file(file).map_indices_contiguous(false).validate(false).allow_partial(true);
     for (from, to) in REMAPS {
         store = store.with_key_remapping(*from, *to);
     }
-    let result = module.load_from(&mut store).map_err(|e| bad(e.to_string()))?;
+    let tensors: Vec<_> = store.get_all_tensors().map_err(|e| e.to_string())?.values().cloned().collect();
+    Ok(module.apply(tensors, None, Some(Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(dtype)))), true))
+}
 
-    if let Some(e) = result.errors.first() {
-        let n = result.errors.len();
-        let message = match e {
-            ApplyError::ShapeMismatch { path, expected, found } => {
-                let key = checkpoint_key(path);
-                // burn stores Linear weights transposed; report the checkpoint's layout.
-                let (expected, found) = match file_shapes.get(&key) {
-                    Some(f) if f.iter().rev().eq(found.iter()) && f.as_slice() != found.as_slice() => {
-                        (expected.iter().rev().copied().collect::<Vec<_>>(), f.clone())
-                    }
-                    _ => (expected.to_vec(), found.to_vec()),
-                };
-                format!("tensor '{key}' has shape {found:?}, the config expects {expected:?} ({n} tensor errors in all)")
-            }
-            other => format!("{} ({n} tensor errors in all)", torch_names(&other.to_string())),
-        };
-        return Err(bad(message));
-    }
-    if let Some((path, _)) = result.missing.first() {
-        return Err(bad(format!(
-            "missing tensor '{}' ({} missing in all)",
-            checkpoint_key(path),
-            result.missing.len()
-        )));
-    }
-    // Older transformers checkpoints also saved the `position_ids` buffer, which is derived.
-    let unused: Vec<&String> = result.unused.iter().filter(|k| !k.ends_with("position_ids")).collect();
-    if let Some(path) = unused.first() {
-        return Err(bad(format!(
-            "unexpected tensor '{}' ({} unexpected in all): the config does not match these weights",
-            path,
-            unused.len()
-        )));
-    }
-    Ok(module)
+#[cfg(not(feature = "pytorch-bin"))]
+fn apply_pickle<M: ModuleSnapshot>(_: &mut M, _: &Path, _: DType) -> Result<burn::store::ApplyResult, String> {
+    Err("this build reads no PyTorch .bin files (built without the pytorch-bin feature)".into())
+}
+
+/// The first tensor error of a load, in the checkpoint's names and layout.
+fn tensor_errors(result: &burn::store::ApplyResult, file_shapes: &HashMap<String, Vec<usize>>) -> Result<(), String> {
+    let Some(e) = result.errors.first() else { return Ok(()) };
+    let n = result.errors.len();
+    Err(match e {
+        ApplyError::ShapeMismatch { path, expected, found } => {
+            let key = checkpoint_key(path);
+            // burn stores Linear weights transposed; report the checkpoint's layout.
+            let (expected, found) = match file_shapes.get(&key) {
+                Some(f) if f.iter().rev().eq(found.iter()) && f.as_slice() != found.as_slice() => {
+                    (expected.iter().rev().copied().collect::<Vec<_>>(), f.clone())
+                }
+                _ => (expected.to_vec(), found.to_vec()),
+            };
+            format!("tensor '{key}' has shape {found:?}, the config expects {expected:?} ({n} tensor errors in all)")
+        }
+        other => format!("{} ({n} tensor errors in all)", torch_names(&other.to_string())),
+    })
 }
 
 /// burn calls norm parameters gamma/beta; users know the checkpoint's weight/bias.

@@ -156,6 +156,17 @@ impl Engine {
         Ok(true)
     }
 
+    /// With `release_stages`, frees the text and image encoders once their outputs are in the
+    /// caches, before a diffusion stage loads its (larger) networks.
+    pub fn release_encoders(&mut self) {
+        if self.parts.text_encoder.is_some() {
+            self.release(super::Stage::Text);
+        }
+        if self.parts.image_encoder.is_some() {
+            self.release(super::Stage::ImageEncoder);
+        }
+    }
+
     /// Frees a stage's networks when `release_stages` is set.
     pub fn release(&mut self, stage: super::Stage) {
         if !self.release_stages {

@@ -54,8 +54,8 @@ impl Engine {
     /// Text → image: caption → CLIP text → prior (guided) → z_i → decoder (guided) →
     /// super-resolution. With `seeds.decoder == None` the random stream is diffusers'.
     pub fn text_to_image(&mut self, p: &GenerateParams, ctl: &mut Control) -> Result<Generated, PipelineError> {
-        check_batch(p.num_images)?;
-        let best_of = p.best_of.clamp(1, 16);
+        p.validate().map_err(PipelineError::Input)?;
+        let best_of = p.best_of;
         let guided = p.prior.guidance > 1.0 || p.decoder.guidance > 1.0;
 
         // 1. The caption, and the empty caption for classifier-free guidance.
@@ -122,6 +122,7 @@ impl Engine {
         ctl: &mut Control,
     ) -> Result<Generated, PipelineError> {
         check_batch(z.len())?;
+        DecodeParams { num_images: z.len(), ..p.clone() }.validate().map_err(PipelineError::Input)?;
         let dim = z[0].len();
         if z.iter().any(|r| r.len() != dim || r.iter().any(|v| !v.is_finite())) {
             return Err(PipelineError::Input("image embeddings must be finite and of equal length".into()));

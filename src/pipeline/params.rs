@@ -32,6 +32,48 @@ pub struct StageParams {
     pub eta: f32,
 }
 
+/// Limits every front end applies before a network runs (the CLI, the app's queue, restored
+/// recipes): values outside them are refused with one line, never clamped silently.
+pub const MAX_STEPS: usize = 1000;
+/// Classifier-free guidance beyond this only saturates the picture; 1e30 or inf gives noise.
+pub const MAX_GUIDANCE: f32 = 100.0;
+pub const MAX_BEST_OF: usize = 16;
+pub const MAX_IMAGES: usize = 64;
+
+impl StageParams {
+    /// Steps 2..=1000 (the UnCLIP schedule needs two), guidance a number in [0, 100], η in
+    /// [0, 1] and only with DDIM (the DDPM sampler has no η).
+    pub fn validate(&self, stage: &str) -> Result<(), String> {
+        if !(2..=MAX_STEPS).contains(&self.steps) {
+            return Err(format!("{stage} steps must be 2..={MAX_STEPS}, got {}", self.steps));
+        }
+        if !(self.guidance.is_finite() && (0.0..=MAX_GUIDANCE).contains(&self.guidance)) {
+            return Err(format!("{stage} guidance must be a number in [0, {MAX_GUIDANCE}], got {}", self.guidance));
+        }
+        if !(self.eta.is_finite() && (0.0..=1.0).contains(&self.eta)) {
+            return Err(format!("{stage} η must be in [0, 1], got {}", self.eta));
+        }
+        if self.sampler == Sampler::Ddpm && self.eta != 0.0 {
+            return Err(format!("{stage} η applies to the DDIM sampler only (choose DDIM, or set η to 0)"));
+        }
+        Ok(())
+    }
+}
+
+fn check_images(n: usize) -> Result<(), String> {
+    if !(1..=MAX_IMAGES).contains(&n) {
+        return Err(format!("number of images must be 1..={MAX_IMAGES}, got {n}"));
+    }
+    Ok(())
+}
+
+fn check_super_res(steps: usize) -> Result<(), String> {
+    if steps == 1 || steps > MAX_STEPS {
+        return Err(format!("super-resolution steps must be 0 (off) or 2..={MAX_STEPS}, got {steps}"));
+    }
+    Ok(())
+}
+
 /// Seeds. `decoder: None` continues the prior's random stream, which is what diffusers
 /// does with one generator (so the same seed gives the same picture as diffusers). A
 /// separate decoder seed keeps the composition (the CLIP embedding) and rerolls details.
@@ -53,6 +95,18 @@ pub struct GenerateParams {
     /// Sample this many prior embeddings per image and keep the one closest to the caption
     /// (the paper's trick); 1 = off.
     pub best_of: usize,
+}
+
+impl GenerateParams {
+    pub fn validate(&self) -> Result<(), String> {
+        check_images(self.num_images)?;
+        if !(1..=MAX_BEST_OF).contains(&self.best_of) {
+            return Err(format!("best-of must be 1..={MAX_BEST_OF}, got {}", self.best_of));
+        }
+        self.prior.validate("prior")?;
+        self.decoder.validate("decoder")?;
+        check_super_res(self.super_res_steps)
+    }
 }
 
 impl Default for GenerateParams {
@@ -77,6 +131,14 @@ pub struct DecodeParams {
     pub seed: u64,
     pub decoder: StageParams,
     pub super_res_steps: usize,
+}
+
+impl DecodeParams {
+    pub fn validate(&self) -> Result<(), String> {
+        check_images(self.num_images)?;
+        self.decoder.validate("decoder")?;
+        check_super_res(self.super_res_steps)
+    }
 }
 
 impl Default for DecodeParams {

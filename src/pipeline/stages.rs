@@ -87,6 +87,8 @@ impl Engine {
         noise: &mut Noise,
         ctl: &mut Control,
     ) -> Result<Tensor<2>, PipelineError> {
+        // Encodings are cached: the encoders can go before a diffusion stage loads.
+        self.release_encoders();
         self.load_prior()?;
         let prior = part!(self, prior)?;
         let sched = part!(self, prior_scheduler)?;
@@ -170,6 +172,7 @@ impl Engine {
         noise: &mut Noise,
         ctl: &mut Control,
     ) -> Result<Tensor<4>, PipelineError> {
+        self.release_encoders();
         self.load_decoder()?;
         let b = cond.rows();
         let size = self.decoder_size();
@@ -213,6 +216,7 @@ impl Engine {
         guidance: f32,
         ctl: &mut Control,
     ) -> Result<Tensor<4>, PipelineError> {
+        self.release_encoders();
         self.load_decoder()?;
         let (ctx, additive, _) = self.decoder_context(z, cond, uncond)?;
         let sched = part!(self, decoder_scheduler)?;
@@ -243,6 +247,7 @@ impl Engine {
         noise: &mut Noise,
         ctl: &mut Control,
     ) -> Result<Tensor<4>, PipelineError> {
+        self.release_encoders();
         if steps == 0 || !self.load_super_res()? {
             return Ok(small);
         }

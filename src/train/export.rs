@@ -15,11 +15,8 @@ const TO_DIFFUSERS: &[(&str, &str)] = &[
 ];
 
 pub fn write_json(path: &Path, v: &Value) -> Result<(), String> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
     let text = serde_json::to_string_pretty(v).map_err(|e| e.to_string())?;
-    std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))
+    crate::files::write_atomic(path, (text + "\n").as_bytes())
 }
 
 /// Saves one component: `config.json` (or `scheduler_config.json`) and its weights.

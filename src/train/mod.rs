@@ -135,7 +135,7 @@ fn read_cfg<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, String> {
 }
 
 fn frozen_clip(out: &Path) -> Result<encode::FrozenClip, String> {
-    let folder = ModelFolder { root: out.to_path_buf() };
+    let folder = ModelFolder { root: out.to_path_buf(), image_side: None, variant: None };
     let device = Device::flex();
     Ok(encode::FrozenClip {
         tokenizer: folder.tokenizer().map_err(|e| format!("train the clip stage first: {e}"))?,

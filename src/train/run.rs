@@ -150,7 +150,7 @@ impl StageRun {
     ) -> Result<(), String> {
         let mut store = SafetensorsStore::from_file(self.checkpoint_path()).overwrite(true);
         model.save_into(&mut store).map_err(|e| e.to_string())?;
-        std::fs::write(self.step_path(), step.to_string()).map_err(|e| e.to_string())
+        crate::files::write_atomic(&self.step_path(), step.to_string().as_bytes())
     }
 
     /// Records one step's loss; logs the window mean every 10 steps.

@@ -656,6 +656,23 @@ const PREFIXES: [&str; 4] = ["", "a picture of", "an image of", "a drawing of"];
 /// Words the templates add besides the attribute phrases and prefixes.
 const GLUE_WORDS: [&str; 6] = ["a", "an", "on", "against", "background", "with"];
 
+/// A prompt's words, lower-cased, without punctuation.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric() && c != '-').filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+}
+
+/// The words of `prompt` that no caption of this world contains, in order, once each.
+pub fn unknown_words(prompt: &str) -> Vec<String> {
+    let known = vocabulary();
+    let mut out: Vec<String> = Vec::new();
+    for w in words(prompt) {
+        if known.binary_search(&w.as_str()).is_err() && !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    out
+}
+
 /// "a red circle", "an orange circle".
 pub fn with_article(phrase: &str) -> String {
     if phrase.starts_with(['a', 'e', 'i', 'o', 'u']) {
@@ -983,6 +1000,21 @@ impl fmt::Display for Scene {
 // ---------------------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------------------
+
+#[cfg(test)]
+mod vocabulary_tests {
+    use super::*;
+
+    #[test]
+    fn every_generated_caption_uses_only_known_words_and_a_corgi_is_unknown() {
+        let world = World::new(7);
+        for i in 0..300 {
+            let s = world.sample(i, Split::All);
+            assert!(unknown_words(&s.caption).is_empty(), "{:?}: {:?}", s.caption, unknown_words(&s.caption));
+        }
+        assert_eq!(unknown_words("a Corgi playing a red trumpet, a corgi"), vec!["corgi", "playing", "trumpet"]);
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -124,10 +124,49 @@ pub fn assert_close_but_for_chaos(name: &str, actual: &[f32], expected: &[f32], 
     assert!(err <= hard, "{name}: max_abs_err {err:e} > {hard:e}");
 }
 
+/// Pictures (u8) of a chained guided sampling loop through random-weight super-resolution:
+/// nearly every value must agree to 1/255, and how far the few others stray is not bounded.
+///
+/// Why no maximum: x̂₀ = (x − √(1−ᾱ)ε)/√ᾱ at t = 999 multiplies a 1e-7 difference in summation
+/// order by ~160, and a value near x̂₀'s clip can then land anywhere. The reference does this
+/// to itself: `tests/reference/measure_spread.py` reran diffusers on the fixture models with
+/// 1 and 2 threads and with AVX-512 and AVX2 kernels, and against the recorded fixtures it
+/// moved single values by up to 10/255, on at most 2 of 12 288 values (0.016 %). So the
+/// bound is on the share: at most 1 in 1000 values beyond 1/255 (6× the reference's own).
+pub fn assert_pixels_agree_but_for_chaos(name: &str, got: &[u8], want: &[u8]) {
+    assert_eq!(got.len(), want.len(), "{name}: sizes differ");
+    let diffs: Vec<i32> = got.iter().zip(want).map(|(a, b)| (*a as i32 - *b as i32).abs()).collect();
+    let max = diffs.iter().copied().max().unwrap_or(0);
+    let over = diffs.iter().filter(|d| **d > 1).count();
+    println!("{name}: max pixel difference {max}/255, {over} of {} values off by more than 1", diffs.len());
+    assert!(over * 1000 <= diffs.len(), "{name}: {over} of {} values differ by more than 1/255", diffs.len());
+}
+
 pub fn cpu() -> Device {
     Device::flex()
 }
 
 pub fn tensor_of<const D: usize>(v: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(v, shape), device)
+}
+
+/// The call the pipeline fixtures recorded: UnCLIPPipeline(prompt, seed 0, 5/5/3 steps,
+/// guidance 4/8, DDPM).
+pub fn recorded_call(prompt: &str) -> unclip::pipeline::GenerateParams {
+    use unclip::pipeline::{GenerateParams, Sampler, Seeds, StageParams};
+    let stage = |steps, guidance| StageParams { steps, guidance, sampler: Sampler::Ddpm, eta: 0.0 };
+    GenerateParams {
+        prompt: prompt.into(),
+        num_images: 1,
+        seeds: Seeds { prior: 0, decoder: None },
+        prior: stage(5, 4.0),
+        decoder: stage(5, 8.0),
+        super_res_steps: 3,
+        best_of: 1,
+    }
+}
+
+/// diffusers' float image (NHWC in [0, 1]) as the u8 PIL would hold.
+pub fn reference_u8(fx: &Fixture, key: &str) -> Vec<u8> {
+    fx.values(key).iter().map(|v| (v * 255.0).round_ties_even() as u8).collect()
 }

@@ -1,7 +1,7 @@
 """Text→image speed and peak memory: this project (Rust, burn flex on CPU) against diffusers
 0.33.1 on PyTorch CPU, on the same weights, at diffusers' default steps (25/25/7) and scales.
 
-    /work/cache/venv/bin/python tests/reference/bench_reference.py [--unclip target/release/unclip] [--rounds 3] MODEL_DIR...
+    tests/reference/.venv/bin/python tests/reference/bench_reference.py [--unclip target/release/unclip] [--rounds 3] MODEL_DIR...
 
 Each round runs one diffusers call in this process and then one Rust call in a fresh
 `unclip bench pipeline` process, alternately, so machine load affects both alike; both

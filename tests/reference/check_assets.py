@@ -1,7 +1,7 @@
 """Checks that diffusers loads and runs a model folder written by `unclip train` unchanged,
 and that it draws the same picture as the Rust CLI for the same seed.
 
-    /work/cache/venv/bin/python tests/reference/check_assets.py [MODEL_DIR] [--unclip target/release/unclip]
+    tests/reference/.venv/bin/python tests/reference/check_assets.py [MODEL_DIR] [--unclip target/release/unclip]
 
 Exit status 0 when both pipelines load and run and the pictures agree within 1/255 per
 value on at least 99.9 % of values.

@@ -22,7 +22,7 @@ Conventions:
     scalar parameters of each case; JSON is written with sorted keys;
   * the script is deterministic: running it twice gives byte-identical files.
 
-Usage:  /work/cache/venv/bin/python tests/reference/make_fixtures.py
+Usage:  tests/reference/.venv/bin/python tests/reference/make_fixtures.py
 """
 
 import functools

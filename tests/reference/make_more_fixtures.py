@@ -4,13 +4,13 @@
 Same reference stack and conventions as make_fixtures.py (float32 / int64 tensors, sorted
 JSON keys, deterministic output). make_fixtures.py calls main() of this script at its end, so
 
-    /work/cache/venv/bin/python tests/reference/make_fixtures.py
+    tests/reference/.venv/bin/python tests/reference/make_fixtures.py
 
 regenerates everything. This script can also be run on its own; it then only rewrites the files
 listed below and needs tests/fixtures/tiny_unclip/, test_image.png and components.safetensors
 (written by make_fixtures.py):
 
-    /work/cache/venv/bin/python tests/reference/make_more_fixtures.py
+    tests/reference/.venv/bin/python tests/reference/make_more_fixtures.py
 
 Outputs (all under tests/fixtures/):
   mid_unclip/                        mid-size diffusers-layout unCLIP folder (closer to Karlo)

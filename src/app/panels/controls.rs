@@ -37,25 +37,29 @@ pub fn sampler(ui: &mut egui::Ui, name: &str, p: &mut StageParams) {
     .on_disabled_hover_text("η applies to the DDIM sampler");
 }
 
-/// A seed field with a reroll button and a lock.
-fn seed_row(ui: &mut egui::Ui, label: &str, seed: &mut u64, lock: &mut bool) {
-    ui.horizontal(|ui| {
+/// A seed field with a reroll button and a lock. The field shows the seed of the last run;
+/// a seed typed or rerolled here is marked unused, so the next run takes it as it is.
+fn seed_row(ui: &mut egui::Ui, label: &str, seed: &mut u64, lock: &mut bool, used: &mut bool) {
+    ui.horizontal_wrapped(|ui| {
         let l = ui.label(label);
-        ui.add(egui::DragValue::new(seed).speed(1.0)).labelled_by(l.id);
-        if ui.button(format!("Reroll {}", label.to_lowercase())).on_hover_text("Draw a new random seed").clicked() {
+        if ui.add(egui::DragValue::new(seed).speed(1.0)).labelled_by(l.id).changed() {
+            *used = false;
+        }
+        if ui.button(format!("Reroll {}", label.to_lowercase())).on_hover_text("Draw a new random seed for the next run").clicked() {
             *seed = random_seed();
+            *used = false;
         }
         ui.checkbox(lock, format!("Lock {}", label.to_lowercase()))
-            .on_hover_text("Locked: keep this seed for the next runs. Unlocked: a new seed after each run");
+            .on_hover_text("Locked: every run uses this seed. Unlocked: each new run draws a new seed");
     });
 }
 
 pub fn seeds(ui: &mut egui::Ui, s: &mut Settings) {
-    seed_row(ui, "Seed", &mut s.seed, &mut s.lock_seed);
+    seed_row(ui, "Seed", &mut s.seed, &mut s.lock_seed, &mut s.seed_used);
     ui.checkbox(&mut s.separate_decoder_seed, "Separate decoder seed")
         .on_hover_text("Keep the composition (prior seed) and reroll the details (decoder seed), or the reverse");
     if s.separate_decoder_seed {
-        seed_row(ui, "Decoder seed", &mut s.decoder_seed, &mut s.lock_decoder_seed);
+        seed_row(ui, "Decoder seed", &mut s.decoder_seed, &mut s.lock_decoder_seed, &mut s.decoder_seed_used);
     }
 }
 

@@ -9,6 +9,7 @@ use eframe::egui;
 
 pub fn show(ui: &mut egui::Ui, s: &mut Settings, ctx: &PanelCtx) -> Vec<Action> {
     let mut actions = Vec::new();
+    super::try_example(ui, ctx, &mut actions);
     for (name, slot) in [("A", Slot::InterpA), ("B", Slot::InterpB)] {
         let (kind, prompt) = match slot {
             Slot::InterpA => (&mut s.interp.a_kind, &mut s.interp.a_prompt),
@@ -22,7 +23,8 @@ pub fn show(ui: &mut egui::Ui, s: &mut Settings, ctx: &PanelCtx) -> Vec<Action> 
         match kind {
             EndKind::Image => slot_view(ui, ctx, slot, &mut actions),
             EndKind::Prompt => {
-                let r = labelled_text(ui, &format!("Text {name}"), prompt, "a photo of a cat", 1);
+                let hint = match (ctx.builtin, name) { (true, "A") => "an orange circle", (true, _) => "a red star", (false, "A") => "a photo of a cat", _ => "a photo of a dog" };
+                let r = labelled_text(ui, &format!("Text {name}"), prompt, hint, 1);
                 if submitted(ui, &r) {
                     actions.push(Action::Frame { draft: false });
                 }
@@ -56,7 +58,9 @@ pub fn show(ui: &mut egui::Ui, s: &mut Settings, ctx: &PanelCtx) -> Vec<Action> 
         }
         ui.horizontal(|ui| {
             ui.add(egui::Slider::new(&mut s.interp.frames, 2..=16).text("Frames"));
-            if ui.button("Render filmstrip").clicked() {
+            let r = ui.button("Render filmstrip");
+            crate::app::ui_map::note(ui, "Render filmstrip", &r);
+            if r.clicked() {
                 actions.push(Action::Filmstrip);
             }
         });

@@ -21,10 +21,12 @@ pub struct PanelCtx<'a> {
     pub model: &'a ModelState,
     /// Slots with a load in flight (show "loading…").
     pub loading: &'a [Slot],
+    /// The built-in shapes model is open: show its vocabulary and examples.
+    pub builtin: bool,
 }
 
 /// What the user asked for (from any part of the window).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Generate,
     Vary,
@@ -50,10 +52,16 @@ pub enum Action {
     /// Show a filmstrip frame (and move θ there).
     PickStrip(usize),
     OpenModelFolder,
+    /// Open a model by folder path or Hugging Face repo id (from the cache list or recents).
+    OpenModel(String),
     UseDefaultModel,
     SetDevice(crate::device::DevicePref),
     SetMemory(crate::app::worker::Memory),
     OpenImageDialog,
+    /// Side panels back to their default widths.
+    ResetLayout,
+    /// Fill the current mode's inputs with example pictures and captions (built-in model).
+    TryExample,
 }
 
 /// An input slot: its thumbnail (or a hint to drop or open one) with Open / Clear buttons.
@@ -100,6 +108,18 @@ fn capitalise(s: &str) -> String {
     }
 }
 
+/// With the built-in model: a button that fills the mode's inputs with a worked example.
+pub fn try_example(ui: &mut egui::Ui, ctx: &PanelCtx, actions: &mut Vec<Action>) {
+    if !ctx.builtin {
+        return;
+    }
+    let r = ui.button("Try an example").on_hover_text("Example pictures and captions the built-in model knows");
+    crate::app::ui_map::note(ui, "Try an example", &r);
+    if r.clicked() {
+        actions.push(Action::TryExample);
+    }
+}
+
 /// A text box with an accessible label.
 pub fn labelled_text(ui: &mut egui::Ui, label: &str, text: &mut String, hint: &str, rows: usize) -> egui::Response {
     let l = ui.label(label);
@@ -111,7 +131,9 @@ pub fn labelled_text(ui: &mut egui::Ui, label: &str, text: &mut String, hint: &s
     } else {
         egui::TextEdit::singleline(text)
     };
-    ui.add(edit.hint_text(hint.to_string()).desired_width(f32::INFINITY)).labelled_by(l.id)
+    let r = ui.add(edit.hint_text(hint.to_string()).desired_width(f32::INFINITY)).labelled_by(l.id);
+    crate::app::ui_map::note(ui, label, &r);
+    r
 }
 
 /// Enter pressed while `r` has focus (without Shift, which makes a newline).
@@ -128,13 +150,19 @@ pub fn theta_slider(
     label: &str,
     actions: &mut Vec<Action>,
 ) -> egui::Response {
+    let l = ui.label(label);
     let r = ui
         .scope(|ui| {
-            // Wide, so scrubbing has a fine grain.
-            ui.spacing_mut().slider_width = (ui.available_width() - 110.0).max(120.0);
-            ui.add(egui::Slider::new(value, range).text(label).step_by(0.01).fixed_decimals(2))
+            // As wide as the panel less the number box, so scrubbing has a fine grain; the
+            // label sits on its own line so the row can never be wider than the panel (a row
+            // wider than a resizable panel widens it, frame after frame).
+            let spacing = ui.spacing();
+            let number = spacing.interact_size.x + 2.0 * spacing.item_spacing.x + 8.0;
+            ui.spacing_mut().slider_width = (ui.available_width() - number).max(60.0);
+            ui.add(egui::Slider::new(value, range).step_by(0.01).fixed_decimals(2)).labelled_by(l.id)
         })
         .inner;
+    crate::app::ui_map::note(ui, label, &r);
     if r.drag_stopped() {
         actions.push(Action::Frame { draft: false });
     } else if r.changed() {
