@@ -72,8 +72,13 @@ pub fn run_ui(model: &Path, prompt: &str, images: usize) -> Result<String, Strin
     let mut busy = Vec::new();
     let mut first_preview = Vec::new();
     for round in 0..2 {
+        let clicked = Instant::now();
         h.get_by_label("Generate").click();
-        let (to_preview, mut t) = wait(&mut h, "the first preview", &|h| h.state().preview_picture().is_some())?;
+        // The last run's preview stays until the new job starts: wait for it to go first.
+        let (_, mut t) = wait(&mut h, "the job to start", &|h| h.state().preview_picture().is_none())?;
+        let (_, mut more) = wait(&mut h, "the first preview", &|h| h.state().preview_picture().is_some())?;
+        let to_preview = clicked.elapsed();
+        t.append(&mut more);
         let (_, mut rest) = wait(&mut h, "the result", &|h| !h.state().is_busy())?;
         if round == 1 {
             first_preview.push(to_preview.as_secs_f64() * 1000.0);
@@ -81,15 +86,27 @@ pub fn run_ui(model: &Path, prompt: &str, images: usize) -> Result<String, Strin
             busy.append(&mut rest);
         }
     }
-    // Esc during a run: time until the app says it stopped.
+    // Esc during a long run (16 images, so it is still going): time until the app says it
+    // stopped and shows the kept preview.
+    h.state_mut().settings_mut().num_images = 16;
     h.get_by_label("Generate").click();
+    wait(&mut h, "the job to start", &|h| h.state().preview_picture().is_none())?;
     wait(&mut h, "a preview to cancel", &|h| h.state().preview_picture().is_some())?;
+    // The Generate button keeps keyboard focus after the click, and Esc would first drop that
+    // focus (egui's rule); a user who presses Esc has typically clicked elsewhere.
+    if let Some(id) = h.ctx.memory(|m| m.focused()) {
+        h.ctx.memory_mut(|m| m.surrender_focus(id));
+    }
     let t = Instant::now();
     h.key_press(egui::Key::Escape);
-    wait(&mut h, "the cancel notice", &|h| {
-        !h.state().is_busy() && h.query_by_label_contains("Preview (cancelled at").is_some()
-    })?;
+    wait(&mut h, "the run to stop", &|h| !h.state().is_busy())?;
     let cancel_ms = t.elapsed().as_secs_f64() * 1000.0;
+    for _ in 0..3 {
+        frame(&mut h);
+    }
+    if h.query_by_label_contains("cancelled").is_none() {
+        return Err("the run finished before Esc took effect; nothing was cancelled".into());
+    }
     drop(h);
     let _ = std::fs::remove_dir_all(&dir);
 

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::device::{DevicePref, choose};
+use crate::model::folder::default_model_dir;
 use crate::image_io::{load_picture, save_png};
 use crate::pipeline::ops::{Endpoint, Generated};
 use crate::pipeline::{
@@ -278,19 +279,6 @@ pub struct InvertArgs {
     pub out: Option<PathBuf>,
 }
 
-/// The shipped model: `$UNCLIP_MODEL`, `assets/model` beside the executable, or the source tree's.
-pub fn default_model_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os("UNCLIP_MODEL") {
-        return PathBuf::from(p);
-    }
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
-        let beside = dir.join("assets").join("model");
-        if beside.is_dir() {
-            return beside;
-        }
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets").join("model")
-}
 
 /// Progress bars, one per stage, and notes printed above them.
 fn progress_printer() -> impl FnMut(Progress) {

@@ -14,6 +14,7 @@ pub mod files;
 pub mod image_io;
 pub mod memory;
 pub mod recipe;
+pub mod tensor;
 pub mod train;
 pub mod bench_pipeline;
 pub mod bench_ui;

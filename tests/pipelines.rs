@@ -109,7 +109,7 @@ fn each_stage_matches_diffusers_with_supplied_latents() {
             // (1 + 2·8) before x̂₀ is clipped, step after step. Measured on the mid fixture: the
             // fused host attention (2e-7 from burn's ops per call) moves the end of the loop by
             // up to 1.9e-2 on 3 % of values, burn's ops by 5e-4. So: 1e-3 for all but 5 % of
-            // values, 3e-2 for every value.
+            // values, 3e-2 for all but 1 in 1000.
             common::assert_close_but_for_chaos(&format!("{dir} decoder image_small"), &to_vec(small), &fx.values(&format!("{run}.image_small")), 1e-3, 0.05, 3e-2);
             let small = fx.tensor::<4>(&format!("{run}.image_small"), &device);
             let [_, _, s, _] = small.dims();
@@ -118,7 +118,7 @@ fn each_stage_matches_diffusers_with_supplied_latents() {
             let big = e.run_super_res(small, 3, &mut queue(&format!("{run}.super_res")), ctl).unwrap();
             // Each super-resolution call matches to 1e-4 (tests/parity.rs); chained through the
             // random-weight network's x̂₀ = (x − √(1−ᾱ)ε)/√ᾱ at t = 999 the end result moves more.
-            assert_close(&format!("{dir} super-resolved image"), &to_np(big), &fx.values(&format!("{run}.image")), 1e-2);
+            common::assert_close_but_for_chaos(&format!("{dir} super-resolved image"), &to_np(big), &fx.values(&format!("{run}.image")), 1e-3, 0.05, 1e-2);
         });
     }
 }

@@ -154,8 +154,8 @@ fn typing_a_prompt_and_pressing_generate_adds_a_result_that_survives_a_restart()
     // Quit and start again: the gallery and the prompt are still there.
     drop(h);
     let mut h = open_app(dir.path());
-    h.step();
-    assert_eq!(results(&h, "“a red cube”"), 1);
+    // Thumbnails are read and decoded on the gallery's thread, a frame or two after start.
+    wait_until(&mut h, "the result after a restart", |h| results(h, "“a red cube”") == 1);
     assert_eq!(h.get_by_label("Prompt").value().as_deref(), Some("a red cube"));
 }
 

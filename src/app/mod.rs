@@ -166,7 +166,7 @@ impl UnclipApp {
         let settings_path = config.config_dir.join("settings.json");
         let (settings, settings_warning) = Settings::load(&settings_path);
         let (gallery, gallery_warning) = Gallery::open(&config.data_dir.join("gallery"), Some(ctx.clone()));
-        let default_model = crate::cli::default_model_dir();
+        let default_model = crate::model::folder::default_model_dir();
         let model_folder =
             config.model.clone().or_else(|| settings.model.clone()).unwrap_or_else(|| default_model.clone());
         let model_is_default = model_folder == default_model;

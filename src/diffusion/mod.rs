@@ -2,6 +2,7 @@
 //! UnCLIP DDPM scheduler, DDIM with η and its inversion, guidance, and PyTorch-compatible
 //! noise.
 
+pub mod config;
 pub mod ddim;
 pub mod guidance;
 pub mod rng;

@@ -6,7 +6,7 @@ use burn::prelude::*;
 
 use super::schedule::{alphas_cumprod, squaredcos_cap_v2_betas, unclip_timesteps};
 use super::{DiffusionError, Prediction, StepOutput};
-use crate::model::config::SchedulerConfig;
+use super::config::SchedulerConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variance {

@@ -2,7 +2,7 @@
 //! softmax, one invocation per query row and key tiles shared by the workgroup — the added-K/V
 //! attention of the decoder and every transformer's attention on wgpu.
 //!
-//! Reference: [`crate::model::nn::attention_reference`], burn's composed ops.
+//! Reference: [`crate::tensor::attention_reference`], burn's composed ops.
 
 use burn::backend::Dispatch;
 use burn::prelude::*;

@@ -14,7 +14,7 @@ use burn::prelude::*;
 use burn_cubecl::tensor::CubeTensor;
 
 use super::{WgslKernels, Wgsl, contiguous, cube_count, empty_like, f32_bits, kernel_dtype, launch_wgsl};
-use crate::model::nn::Act;
+use crate::tensor::Act;
 
 const SOURCE: &str = include_str!("../../shaders/group_norm_silu.wgsl");
 

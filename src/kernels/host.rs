@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use super::AttentionLayout;
 use super::group_norm::TimeCond;
-use crate::model::nn::{tensor_from, to_vec};
+use crate::tensor::{tensor_from, to_vec};
 
 /// A plain (non-autodiff) flex device, unless `UNCLIP_KERNELS=off`.
 pub fn enabled(device: &Device) -> bool {

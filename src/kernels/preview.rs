@@ -13,9 +13,8 @@ use burn_cubecl::cubecl::CubeCount;
 use burn_cubecl::tensor::CubeTensor;
 
 use super::{WgslKernels, Wgsl, contiguous, empty_like, kernel_dtype, launch_wgsl};
-use crate::model::nn::to_vec;
-use crate::pipeline::Picture;
-use crate::pipeline::images::{strip, to_preview as to_preview_reference};
+use crate::tensor::to_vec;
+use crate::tensor::{Picture, strip, to_preview as to_preview_reference};
 
 const SOURCE: &str = include_str!("../../shaders/preview_pack.wgsl");
 

@@ -571,49 +571,9 @@ fn two() -> usize {
     2
 }
 
-/// diffusers `UnCLIPScheduler` (`scheduler_config.json`).
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
-pub struct SchedulerConfig {
-    #[serde(default = "thousand")]
-    pub num_train_timesteps: usize,
-    #[serde(default = "fixed_small_log")]
-    pub variance_type: String,
-    #[serde(default = "truthy")]
-    pub clip_sample: bool,
-    #[serde(default = "one_f")]
-    pub clip_sample_range: f64,
-    #[serde(default = "epsilon")]
-    pub prediction_type: String,
-    #[serde(default = "cos_cap")]
-    pub beta_schedule: String,
-}
-impl SchedulerConfig {
-    /// An UnCLIPScheduler config as Karlo's folders state them (1000 steps, squaredcos_cap_v2,
-    /// x̂₀ clipped to ±`clip_sample_range`).
-    pub fn unclip(variance_type: &str, prediction_type: &str, clip_sample_range: f64) -> Self {
-        Self {
-            num_train_timesteps: 1000,
-            variance_type: variance_type.into(),
-            clip_sample: true,
-            clip_sample_range,
-            prediction_type: prediction_type.into(),
-            beta_schedule: "squaredcos_cap_v2".into(),
-        }
-    }
-}
-
-fn thousand() -> usize {
-    1000
-}
-fn fixed_small_log() -> String {
-    "fixed_small_log".into()
-}
-fn epsilon() -> String {
-    "epsilon".into()
-}
-fn cos_cap() -> String {
-    "squaredcos_cap_v2".into()
-}
+/// The scheduler's config belongs to the diffusion layer (which must not depend on the
+/// model layer); it is read here like every other config.
+pub use crate::diffusion::config::SchedulerConfig;
 
 /// transformers `CLIPImageProcessor` (`feature_extractor/preprocessor_config.json`).
 #[derive(Debug, Clone, Deserialize)]

@@ -263,3 +263,17 @@ pub fn variations_sibling(root: &Path) -> Option<PathBuf> {
     let side = root.with_file_name(format!("{name}-image-variations"));
     side.is_dir().then_some(side)
 }
+
+/// The shipped model: `$UNCLIP_MODEL`, `assets/model` beside the executable, or the source tree's.
+pub fn default_model_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("UNCLIP_MODEL") {
+        return PathBuf::from(p);
+    }
+    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+        let beside = dir.join("assets").join("model");
+        if beside.is_dir() {
+            return beside;
+        }
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets").join("model")
+}

@@ -3,56 +3,12 @@
 
 use burn::prelude::*;
 
-use super::{Picture, PipelineError};
+use super::PipelineError;
+use crate::tensor::Picture;
+pub use crate::tensor::{strip, to_pictures, to_preview};
 use crate::imaging::resample::{center_crop_rgb8, pil_resize_bicubic_rgb8, resize_bicubic_antialias, shortest_edge_size};
 use crate::model::config::ImageProcessorConfig;
 use crate::model::nn::{tensor_from, to_vec};
-
-/// [-1, 1] → 0..=255 as diffusers does: ×0.5+0.5, clamp, ×255, numpy's round (half to even).
-fn to_u8(v: f32) -> u8 {
-    ((v * 0.5 + 0.5).clamp(0.0, 1.0) * 255.0).round_ties_even() as u8
-}
-
-/// One picture per batch item.
-pub fn to_pictures(x: Tensor<4>) -> Vec<Picture> {
-    let [b, c, h, w] = x.dims();
-    let v = to_vec(x);
-    (0..b)
-        .map(|i| {
-            let img = &v[i * c * h * w..(i + 1) * c * h * w];
-            let mut rgb = Vec::with_capacity(h * w * 3);
-            for p in 0..h * w {
-                for ch in 0..3 {
-                    // Grey for single-channel models, the first three channels otherwise.
-                    rgb.push(to_u8(img[ch.min(c - 1) * h * w + p]));
-                }
-            }
-            Picture { width: w, height: h, rgb }
-        })
-        .collect()
-}
-
-/// The whole batch side by side (the live preview).
-pub fn to_preview(x: Tensor<4>) -> Picture {
-    let pics = to_pictures(x);
-    strip(&pics)
-}
-
-/// Pictures of equal height placed left to right.
-pub fn strip(pics: &[Picture]) -> Picture {
-    let h = pics.iter().map(|p| p.height).max().unwrap_or(0);
-    let w: usize = pics.iter().map(|p| p.width).sum();
-    let mut rgb = vec![0u8; w * h * 3];
-    let mut x0 = 0;
-    for p in pics {
-        for y in 0..p.height {
-            let src = &p.rgb[y * p.width * 3..(y + 1) * p.width * 3];
-            rgb[(y * w + x0) * 3..(y * w + x0 + p.width) * 3].copy_from_slice(src);
-        }
-        x0 += p.width;
-    }
-    Picture { width: w, height: h, rgb }
-}
 
 /// Antialiased bicubic resize of every image in a batch (PyTorch's `antialias=True` path,
 /// which the super-resolution stage's conditioning image goes through).

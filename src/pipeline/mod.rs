@@ -46,13 +46,7 @@ impl Stage {
     }
 }
 
-/// An RGB picture on the host.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Picture {
-    pub width: usize,
-    pub height: usize,
-    pub rgb: Vec<u8>,
-}
+pub use crate::tensor::Picture;
 
 /// What an operation reports while it runs.
 #[derive(Debug, Clone)]

@@ -193,7 +193,7 @@ impl Engine {
             let prev = timesteps.get(i + 1).copied();
             // Guidance happens inside the step (fused into the sampler kernel on wgpu).
             let out = self.decoder_raw(&latents, t, &ctx, &additive, guided.is_some())?;
-            let (next, x0) = step(sched, &ddim, p, out, guided, t, prev, latents, noise, &self.device)?;
+            let (next, x0) = step(&sched, &ddim, p, out, guided, t, prev, latents, noise, &self.device)?;
             latents = next;
             let preview = if ctl.previews { Some(to_preview(x0)) } else { None };
             ctl.report(Progress::Step { stage: Stage::Decoder, step: i + 1, total: timesteps.len(), preview });
@@ -253,20 +253,27 @@ impl Engine {
         }
         let [b, c, _, _] = small.dims();
         let size = self.super_res_size();
-        let sched = part!(self, super_res_scheduler)?;
+        // A copy, so the networks can be swapped inside the loop.
+        let sched = part!(self, super_res_scheduler)?.clone();
         let timesteps = sched.timesteps(steps)?;
         let mut latents: Tensor<4> = noise.draw([b, c, size, size], &self.device)?;
         let upscaled = resize_batch(small, size, size)?;
         let p = StageParams { steps, guidance: 1.0, sampler: Sampler::Ddpm, eta: 0.0 };
-        let ddim = ddim_for(sched);
+        let ddim = ddim_for(&sched);
         for (i, &t) in timesteps.iter().enumerate() {
             ctl.check()?;
             let last = i + 1 == timesteps.len();
+            if last && self.parts.super_res_last.is_none() {
+                // release_stages: free the first network before the last one loads.
+                self.parts.super_res_first = None;
+                self.device.memory_cleanup();
+                self.load_super_res_last()?;
+            }
             let unet = if last { part!(self, super_res_last)? } else { part!(self, super_res_first)? };
             let input = Tensor::cat(vec![latents.clone(), upscaled.clone()], 1);
             let out = unet.forward(input, t as f32, None, None);
             let prev = timesteps.get(i + 1).copied();
-            let (next, x0) = step(sched, &ddim, &p, out, None, t, prev, latents, noise, &self.device)?;
+            let (next, x0) = step(&sched, &ddim, &p, out, None, t, prev, latents, noise, &self.device)?;
             latents = next;
             let preview = if ctl.previews { Some(to_preview(x0)) } else { None };
             ctl.report(Progress::Step { stage: Stage::SuperRes, step: i + 1, total: timesteps.len(), preview });
