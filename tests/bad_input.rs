@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{fixtures_dir, tiny_model};
+use common::{copy_dir, fixtures_dir, tiny_model};
 
 struct Scratch(PathBuf);
 
@@ -26,18 +26,6 @@ impl Drop for Scratch {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
 
 /// A copy of the tiny model with one file changed by `edit`.
 fn broken_model(root: &Path, name: &str, edit: impl FnOnce(&Path)) -> PathBuf {

@@ -305,7 +305,7 @@ fn truncated_weights_are_a_clear_error_and_the_engine_keeps_working() {
     let src = tiny_model();
     let dir = std::env::temp_dir().join(format!("unclip-trunc-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    copy_dir(&src, &dir);
+    common::copy_dir(&src, &dir);
     let w = dir.join("prior").join("diffusion_pytorch_model.safetensors");
     let bytes = std::fs::read(&w).unwrap();
     std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
@@ -350,18 +350,6 @@ fn non_finite_embeddings_are_refused() {
     assert!(err.to_string().contains("finite"), "{err}");
 }
 
-fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), to).unwrap();
-        }
-    }
-}
 
 #[test]
 fn slerp_keeps_endpoints_unit_norm_and_equal_angles() {

@@ -131,6 +131,14 @@ fn pngs_in(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// Text diff mode with the test image dropped on the window.
+fn text_diff_with_dropped_image(h: &mut App) {
+    h.get_by_label("Text diff").click();
+    h.step();
+    drop_file(h, fixture("test_image.png"));
+    wait_until(h, "the dropped image", |h| h.query_by_label("Text-diff image: test_image.png").is_some());
+}
+
 fn results(h: &App, containing: &str) -> usize {
     h.query_all_by_label_contains(&format!("Result: {containing}")).count()
 }
@@ -238,10 +246,7 @@ fn moving_theta_in_interpolate_changes_the_frame() {
 fn applying_a_text_diff_to_a_dropped_image_shows_the_edited_frame() {
     let dir = TempDir::new("textdiff");
     let mut h = open_app(dir.path());
-    h.get_by_label("Text diff").click();
-    h.step();
-    drop_file(&mut h, fixture("test_image.png"));
-    wait_until(&mut h, "the dropped image", |h| h.query_by_label("Text-diff image: test_image.png").is_some());
+    text_diff_with_dropped_image(&mut h);
     type_into(&mut h, "Towards", "a winter scene");
     slider(&h, "Strength θ").set_value_accesskit(0.4);
     h.step();
@@ -425,10 +430,7 @@ fn the_seed_field_shows_the_seed_of_the_result_and_the_next_run_draws_a_new_one(
 fn dragging_the_text_diff_strength_with_long_captions_keeps_the_side_panels_in_bounds() {
     let dir = TempDir::new("layout");
     let mut h = open_app(dir.path());
-    h.get_by_label("Text diff").click();
-    h.step();
-    drop_file(&mut h, fixture("test_image.png"));
-    wait_until(&mut h, "the dropped image", |h| h.query_by_label("Text-diff image: test_image.png").is_some());
+    text_diff_with_dropped_image(&mut h);
     type_into(&mut h, "Towards", "a large blue triangle on a pale yellow background");
     type_into(&mut h, "From (optional)", "a small red star in the top-left on a blue background");
     // Drag the strength slider across its track over many frames, as a hand does.

@@ -172,3 +172,17 @@ pub fn recorded_call(prompt: &str) -> unclip::pipeline::GenerateParams {
 pub fn reference_u8(fx: &Fixture, key: &str) -> Vec<u8> {
     fx.values(key).iter().map(|v| (v * 255.0).round_ties_even() as u8).collect()
 }
+
+/// Copies a folder tree (a fixture model to damage or rearrange).
+pub fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), to).unwrap();
+        }
+    }
+}
