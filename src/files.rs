@@ -189,4 +189,16 @@ mod tests {
         assert_eq!(listing(&d), vec!["out.png"], "no temp file is left behind");
         std::fs::remove_dir_all(d).unwrap();
     }
+
+    #[test]
+    fn a_target_that_is_a_folder_gets_an_error_and_no_temp_file() {
+        let d = scratch("folder");
+        let p = d.join("settings.json");
+        std::fs::create_dir_all(&p).unwrap();
+        let err = write_atomic(&p, b"{}").unwrap_err();
+        assert!(err.contains("settings.json"), "{err}");
+        assert!(p.is_dir(), "the folder is untouched");
+        assert_eq!(listing(&d), vec!["settings.json"], "no temp file is left behind");
+        std::fs::remove_dir_all(d).unwrap();
+    }
 }
