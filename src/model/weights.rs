@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::store::{ApplyError, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::store::{ApplyError, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter};
 use burn::tensor::DType;
 
 use super::ModelError;
@@ -149,15 +149,12 @@ pub fn load_into<M: Module + ModuleSnapshot>(mut module: M, weights: &WeightFile
         let result = match weights.format {
             WeightFormat::Safetensors => {
                 // Read the header first: a truncated or non-safetensors file gets a plain message.
-                let file_shapes = check_header(file).map_err(bad)?;
-                let mut store = SafetensorsStore::from_file(file)
-                    .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(dtype)))
-                    .validate(false)
-                    .allow_partial(true);
-                for (from, to) in REMAPS {
-                    store = store.with_key_remapping(*from, *to);
-                }
-                let result = module.load_from(&mut store).map_err(|e| bad(e.to_string()))?;
+                let entries = read_header(file).map_err(bad)?;
+                let file_shapes: HashMap<String, Vec<usize>> =
+                    entries.iter().map(|(k, e)| (k.clone(), e.shape.clone())).collect();
+                let tensors = deferred_tensors(file, entries).map_err(bad)?;
+                let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(dtype));
+                let result = module.apply(tensors, None, Some(Box::new(adapter)), true);
                 tensor_errors(&result, &file_shapes).map_err(bad)?;
                 result
             }
@@ -190,6 +187,45 @@ pub fn load_into<M: Module + ModuleSnapshot>(mut module: M, weights: &WeightFile
         });
     }
     Ok(module)
+}
+
+/// The tensors of a safetensors file, each read from disk (`pread`) only when it is applied
+/// and dropped after: loading holds the model plus one tensor, not a mapping of the whole
+/// file beside it (Karlo's prior alone is 4.1 GB).
+fn deferred_tensors(file: &Path, entries: HashMap<String, Entry>) -> Result<Vec<burn::store::burn_pack::Tensor>, String> {
+    use burn::store::burn_pack::Error as PackError;
+    use burn::tensor::TensorData;
+    use std::io::{Read, Seek, SeekFrom};
+    let mut out = Vec::with_capacity(entries.len());
+    for (key, e) in entries {
+        let dtype = match e.dtype.as_str() {
+            "F32" => DType::F32,
+            "F16" => DType::F16,
+            "BF16" => DType::BF16,
+            "F64" => DType::F64,
+            "I64" => DType::I64,
+            "I32" => DType::I32,
+            // No unCLIP network has bool parameters; keep the bytes as they are.
+            _ => DType::U8,
+        };
+        let numel: usize = e.shape.iter().product();
+        let len = (e.end - e.start) as usize;
+        if numel.checked_mul(dtype.size()) != Some(len) {
+            return Err(format!("tensor '{key}' holds {len} bytes, its shape {:?} needs {}", e.shape, numel * dtype.size()));
+        }
+        // diffusers' `nn.Sequential` positions, named as our fields (REMAPS without the regex).
+        let name = REMAPS.iter().fold(key, |k, (from, to)| k.replace(&from.replace('\\', ""), to));
+        let (path, start, shape) = (file.to_path_buf(), e.start, e.shape.clone());
+        out.push(burn::store::bridge::deferred(name, dtype, shape.clone().into(), None, move || {
+            let io = |err: std::io::Error| PackError::IoError(format!("{}: {err}", path.display()));
+            let mut f = std::fs::File::open(&path).map_err(io)?;
+            f.seek(SeekFrom::Start(start)).map_err(io)?;
+            let mut bytes = vec![0u8; len];
+            f.read_exact(&mut bytes).map_err(io)?;
+            Ok(TensorData::from_bytes_vec(bytes, shape.clone(), dtype))
+        }));
+    }
+    Ok(out)
 }
 
 /// Applies a torch.save checkpoint to `module` (burn-store's reader: zip or legacy pickle,
@@ -245,8 +281,23 @@ fn checkpoint_key(path: &str) -> String {
         .replace(".ff.net_2.", ".ff.net.2.")
 }
 
+/// One tensor of a safetensors file, as its header describes it.
+struct Entry {
+    dtype: String,
+    shape: Vec<usize>,
+    /// Absolute byte range in the file.
+    start: u64,
+    end: u64,
+}
+
 /// Validates the header and returns each tensor's shape as stored.
 fn check_header(file: &Path) -> Result<HashMap<String, Vec<usize>>, String> {
+    Ok(read_header(file)?.into_iter().map(|(k, e)| (k, e.shape)).collect())
+}
+
+/// Validates the header (its length, JSON, dtypes, every tensor inside the file) and returns
+/// the tensors it names.
+fn read_header(file: &Path) -> Result<HashMap<String, Entry>, String> {
     use std::io::Read;
     let mut f = std::fs::File::open(file).map_err(|e| e.to_string())?;
     let total = f.metadata().map_err(|e| e.to_string())?.len();
@@ -266,25 +317,23 @@ fn check_header(file: &Path) -> Result<HashMap<String, Vec<usize>>, String> {
         if key == "__metadata__" {
             continue;
         }
-        let end = info
-            .get("data_offsets")
-            .and_then(|o| o.get(1))
-            .and_then(|v| v.as_u64())
-            .ok_or_else(|| format!("tensor '{key}' has no data offsets"))?;
-        if 8 + n + end > total {
+        let offset = |i: usize| info.get("data_offsets").and_then(|o| o.get(i)).and_then(|v| v.as_u64());
+        let (Some(begin), Some(end)) = (offset(0), offset(1)) else {
+            return Err(format!("tensor '{key}' has no data offsets"));
+        };
+        if begin > end || 8 + n + end > total {
             return Err(format!("tensor '{key}' runs past the end of the file (truncated download?)"));
         }
-        if let Some(dt) = info.get("dtype").and_then(|d| d.as_str())
-            && !matches!(dt, "F32" | "F16" | "BF16" | "F64" | "I64" | "I32" | "BOOL" | "U8")
-        {
-            return Err(format!("tensor '{key}' has unsupported dtype {dt}"));
+        let dtype = info.get("dtype").and_then(|d| d.as_str()).unwrap_or("F32").to_string();
+        if !matches!(dtype.as_str(), "F32" | "F16" | "BF16" | "F64" | "I64" | "I32" | "BOOL" | "U8") {
+            return Err(format!("tensor '{key}' has unsupported dtype {dtype}"));
         }
-        let shape = info
+        let shape: Vec<usize> = info
             .get("shape")
             .and_then(|s| s.as_array())
             .map(|a| a.iter().filter_map(|d| d.as_u64().map(|d| d as usize)).collect())
             .unwrap_or_default();
-        shapes.insert(key.clone(), shape);
+        shapes.insert(key.clone(), Entry { dtype, shape, start: 8 + n + begin, end: 8 + n + end });
     }
     Ok(shapes)
 }
