@@ -347,12 +347,12 @@ fn check_thetas(thetas: &[f32]) -> Result<(), String> {
 /// Outputs are PNG files (the recipe lives in PNG text chunks): another extension is refused
 /// rather than given PNG bytes under a misleading name.
 fn check_output(out: &Option<PathBuf>) -> Result<(), String> {
-    match out.as_ref().and_then(|p| p.extension()) {
-        None if out.is_some() => Err(format!("{}: the output needs a .png extension", out.as_ref().map(|p| p.display().to_string()).unwrap_or_default())),
-        Some(e) if !e.eq_ignore_ascii_case("png") => Err(format!(
-            "{}: outputs are PNG files (they carry the recipe); use a .png name",
-            out.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
-        )),
+    let Some(path) = out else { return Ok(()) };
+    match path.extension() {
+        None => Err(format!("{}: the output needs a .png extension", path.display())),
+        Some(e) if !e.eq_ignore_ascii_case("png") => {
+            Err(format!("{}: outputs are PNG files (they carry the recipe); use a .png name", path.display()))
+        }
         _ => Ok(()),
     }
 }

@@ -253,9 +253,8 @@ pub fn variations_sibling(root: &Path) -> Option<PathBuf> {
     // …/models--org--name/snapshots/<sha>
     let snapshots = root.parent()?;
     let repo = snapshots.parent()?;
-    let repo_name = repo.file_name()?.to_str()?;
     if snapshots.file_name()? == "snapshots"
-        && let Some(id) = repo_name.strip_prefix("models--").map(|r| r.replacen("--", "/", 1))
+        && let Some(id) = repo.file_name().and_then(|n| n.to_str()).and_then(super::hub::repo_id_from_folder)
     {
         return super::hub::resolve_in(repo.parent()?, &format!("{id}-image-variations"), None).ok();
     }

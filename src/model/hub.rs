@@ -366,7 +366,7 @@ pub fn list_unclip_in(cache: &Path) -> Vec<CachedPipeline> {
 }
 
 /// `models--org--name` back to `org/name`; datasets, spaces and stray files give `None`.
-fn repo_id_from_folder(name: &str) -> Option<String> {
+pub fn repo_id_from_folder(name: &str) -> Option<String> {
     let rest = name.strip_prefix("models--")?;
     // The Hub forbids `--` in org names, so the first one is the separator.
     let (org, model) = rest.split_once("--")?;

@@ -1,4 +1,5 @@
-//! Loading a component's `.safetensors` into a module built from its config. Field names
+//! Loading a component's weights (safetensors or PyTorch pickles, one file or shards) into a
+//! module built from its config. Field names
 //! mirror checkpoint keys; the few diffusers keys that name a position inside an
 //! `nn.Sequential` are remapped here. Anything missing, left over or mis-shaped is an error
 //! naming the key and the file, and the half-loaded module is dropped.
@@ -12,12 +13,13 @@ use burn::tensor::DType;
 
 use super::ModelError;
 
-/// Keys whose module position we name as a field instead.
-const REMAPS: &[(&str, &str)] = &[
-    (r"\.to_out\.0\.", ".to_out."),
-    (r"\.ff\.net\.0\.proj\.", ".ff.net_0_proj."),
-    (r"\.ff\.net\.2\.", ".ff.net_2."),
-];
+/// Keys whose module position we name as a field instead: (checkpoint, field).
+const REMAPS: &[(&str, &str)] = &[(".to_out.0.", ".to_out."), (".ff.net.0.proj.", ".ff.net_0_proj."), (".ff.net.2.", ".ff.net_2.")];
+
+/// A checkpoint key as our module path.
+fn field_name(key: &str) -> String {
+    REMAPS.iter().fold(key.to_string(), |k, (checkpoint, field)| k.replace(checkpoint, field))
+}
 
 /// A component's weights as published: one file or shards, safetensors or PyTorch pickles.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,11 +135,6 @@ fn check_pickle(file: &Path) -> Result<(), String> {
     }
 }
 
-/// Checks a weights file's header and extent without loading it.
-pub fn check_file(file: &Path) -> Result<(), ModelError> {
-    check_header(file).map(|_| ()).map_err(|message| ModelError::Weights { path: file.to_path_buf(), message })
-}
-
 /// Loads a component's weights (every shard) into `module`, casting every float to `dtype`.
 /// Each tensor must be found once, with the shape the config implies; anything missing, left
 /// over or mis-shaped is an error naming the key and the file.
@@ -146,25 +143,22 @@ pub fn load_into<M: Module + ModuleSnapshot>(mut module: M, weights: &WeightFile
     let mut missing: Vec<String> = Vec::new();
     for file in &weights.files {
         let bad = |message: String| ModelError::Weights { path: file.to_path_buf(), message };
-        let result = match weights.format {
+        // The file's shapes as stored (safetensors only), for messages in the checkpoint's layout.
+        let (tensors, file_shapes) = match weights.format {
             WeightFormat::Safetensors => {
                 // Read the header first: a truncated or non-safetensors file gets a plain message.
                 let entries = read_header(file).map_err(bad)?;
-                let file_shapes: HashMap<String, Vec<usize>> =
-                    entries.iter().map(|(k, e)| (k.clone(), e.shape.clone())).collect();
-                let tensors = deferred_tensors(file, entries).map_err(bad)?;
-                let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(dtype));
-                let result = module.apply(tensors, None, Some(Box::new(adapter)), true);
-                tensor_errors(&result, &file_shapes).map_err(bad)?;
-                result
+                let shapes = entries.iter().map(|(k, e)| (k.clone(), e.shape.clone())).collect();
+                (deferred_tensors(file, entries).map_err(bad)?, shapes)
             }
             WeightFormat::Pytorch => {
                 check_pickle(file).map_err(bad)?;
-                let result = apply_pickle(&mut module, file, dtype).map_err(bad)?;
-                tensor_errors(&result, &HashMap::new()).map_err(bad)?;
-                result
+                (pickle_tensors(file).map_err(bad)?, HashMap::new())
             }
         };
+        let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(dtype));
+        let result = module.apply(tensors, None, Some(Box::new(adapter)), true);
+        tensor_errors(&result, &file_shapes).map_err(bad)?;
         // Older transformers checkpoints also saved the `position_ids` buffer, which is derived.
         let unused: Vec<&String> = result.unused.iter().filter(|k| !k.ends_with("position_ids")).collect();
         if let Some(path) = unused.first() {
@@ -213,8 +207,7 @@ fn deferred_tensors(file: &Path, entries: HashMap<String, Entry>) -> Result<Vec<
         if numel.checked_mul(dtype.size()) != Some(len) {
             return Err(format!("tensor '{key}' holds {len} bytes, its shape {:?} needs {}", e.shape, numel * dtype.size()));
         }
-        // diffusers' `nn.Sequential` positions, named as our fields (REMAPS without the regex).
-        let name = REMAPS.iter().fold(key, |k, (from, to)| k.replace(&from.replace('\\', ""), to));
+        let name = field_name(&key);
         let (path, start, shape) = (file.to_path_buf(), e.start, e.shape.clone());
         out.push(burn::store::bridge::deferred(name, dtype, shape.clone().into(), None, move || {
             let io = |err: std::io::Error| PackError::IoError(format!("{}: {err}", path.display()));
@@ -228,23 +221,27 @@ fn deferred_tensors(file: &Path, entries: HashMap<String, Entry>) -> Result<Vec<
     Ok(out)
 }
 
-/// Applies a torch.save checkpoint to `module` (burn-store's reader: zip or legacy pickle,
-/// parsed without running pickle code).
+/// The tensors of a torch.save checkpoint (burn-store's reader: zip or legacy pickle, parsed
+/// without running pickle code), named as our fields.
 #[cfg(feature = "pytorch-bin")]
-fn apply_pickle<M: ModuleSnapshot>(module: &mut M, file: &Path, dtype: DType) -> Result<burn::store::ApplyResult, String> {
+fn pickle_tensors(file: &Path) -> Result<Vec<burn::store::burn_pack::Tensor>, String> {
     use burn::store::{ModuleStore, PytorchStore};
     // Index remapping off: diffusers' `nn.Sequential` gaps (ff.net.0 / ff.net.2) are named by
     // REMAPS, not renumbered.
     let mut store = PytorchStore::from_file(file).map_indices_contiguous(false).validate(false).allow_partial(true);
-    for (from, to) in REMAPS {
-        store = store.with_key_remapping(*from, *to);
-    }
-    let tensors: Vec<_> = store.get_all_tensors().map_err(|e| e.to_string())?.values().cloned().collect();
-    Ok(module.apply(tensors, None, Some(Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(dtype)))), true))
+    let tensors = store.get_all_tensors().map_err(|e| e.to_string())?;
+    Ok(tensors
+        .values()
+        .map(|t| {
+            let mut t = t.clone();
+            t.name = field_name(&t.name);
+            t
+        })
+        .collect())
 }
 
 #[cfg(not(feature = "pytorch-bin"))]
-fn apply_pickle<M: ModuleSnapshot>(_: &mut M, _: &Path, _: DType) -> Result<burn::store::ApplyResult, String> {
+fn pickle_tensors(_: &Path) -> Result<Vec<burn::store::burn_pack::Tensor>, String> {
     Err("this build reads no PyTorch .bin files (built without the pytorch-bin feature)".into())
 }
 
@@ -275,10 +272,7 @@ fn torch_names(s: &str) -> String {
 
 /// A module path as the checkpoint spells it (norm names and `nn.Sequential` positions).
 fn checkpoint_key(path: &str) -> String {
-    torch_names(path)
-        .replace(".to_out.", ".to_out.0.")
-        .replace(".ff.net_0_proj.", ".ff.net.0.proj.")
-        .replace(".ff.net_2.", ".ff.net.2.")
+    REMAPS.iter().fold(torch_names(path), |k, (checkpoint, field)| k.replace(field, checkpoint))
 }
 
 /// One tensor of a safetensors file, as its header describes it.

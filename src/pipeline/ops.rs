@@ -43,13 +43,6 @@ pub fn picture_hash(p: &Picture) -> u64 {
     h.finish()
 }
 
-fn check_batch(n: usize) -> Result<(), PipelineError> {
-    if n == 0 || n > 64 {
-        return Err(PipelineError::Input(format!("number of images must be 1..=64, got {n}")));
-    }
-    Ok(())
-}
-
 impl Engine {
     /// Text → image: caption → CLIP text → prior (guided) → z_i → decoder (guided) →
     /// super-resolution. With `seeds.decoder == None` the random stream is diffusers'.
@@ -121,7 +114,7 @@ impl Engine {
         start: Option<Tensor<4>>,
         ctl: &mut Control,
     ) -> Result<Generated, PipelineError> {
-        check_batch(z.len())?;
+        // The rules every front end applies (1..=64 pictures, steps, guidance, η).
         DecodeParams { num_images: z.len(), ..p.clone() }.validate().map_err(PipelineError::Input)?;
         let dim = z[0].len();
         if z.iter().any(|r| r.len() != dim || r.iter().any(|v| !v.is_finite())) {
@@ -141,7 +134,7 @@ impl Engine {
     /// Variations: the picture's CLIP embedding decoded `num_images` times with new noise,
     /// as diffusers' UnCLIPImageVariationPipeline does.
     pub fn variations(&mut self, image: &Picture, p: &DecodeParams, ctl: &mut Control) -> Result<Generated, PipelineError> {
-        check_batch(p.num_images)?;
+        p.validate().map_err(PipelineError::Input)?;
         let z = self.image_embedding(image, ctl)?;
         self.decode_embeddings(&vec![z; p.num_images], "", p, None, ctl)
     }

@@ -1002,8 +1002,9 @@ impl fmt::Display for Scene {
 // ---------------------------------------------------------------------------------------
 
 #[cfg(test)]
-mod vocabulary_tests {
+mod tests {
     use super::*;
+    use std::collections::{HashMap, HashSet};
 
     #[test]
     fn every_generated_caption_uses_only_known_words_and_a_corgi_is_unknown() {
@@ -1014,12 +1015,6 @@ mod vocabulary_tests {
         }
         assert_eq!(unknown_words("a Corgi playing a red trumpet, a corgi"), vec!["corgi", "playing", "trumpet"]);
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::{HashMap, HashSet};
 
     #[test]
     fn siblings_differ_in_shape_and_share_colour_background_size() {

@@ -9,14 +9,14 @@ distance and the number of differing values.
 Usage:
     python tests/reference/check_math.py [rng|schedule|resample|all]
 
-    rustc --edition 2024 -O tests/reference/dump_math.rs -o /tmp/dump_math
-    /tmp/dump_math > /tmp/rust_dump.txt
-    python tests/reference/check_math.py all --compare /tmp/rust_dump.txt
+    rustc --edition 2024 -O tests/reference/dump_math.rs -o target/dump_math
+    target/dump_math > target/rust_dump.txt
+    python tests/reference/check_math.py all --compare target/rust_dump.txt
 
     # torch's DEFAULT (no AVX2) kernels: scalar Box-Muller, unfused resampling
-    /tmp/dump_math default > /tmp/rust_dump_default.txt
+    target/dump_math default > target/rust_dump_default.txt
     ATEN_CPU_CAPABILITY=default python tests/reference/check_math.py all \
-        --compare /tmp/rust_dump_default.txt
+        --compare target/rust_dump_default.txt
 
 Needs torch (CPU), numpy, pillow, diffusers 0.33.1, transformers 4.51.3. Values quoted in
 the Rust unit tests were produced with torch 2.15.0, Pillow 13.0.0 on x86-64 (AVX-512).

@@ -5,9 +5,9 @@ vocabulary (OpenAI's `bpe_simple_vocab_16e6.txt.gz`, which the open_clip_torch w
 padded with "!" to 77 tokens. Then, optionally, runs the project and diffusers on it and prints
 pixel agreement, wall time and peak memory of each.
 
-    pip download --no-deps -d /tmp/oc open_clip_torch        # the vocabulary's source
+    pip download --no-deps -d target/wheels open_clip_torch   # the vocabulary's source
     tests/reference/.venv/bin/python tests/reference/make_karlo_shaped.py OUT \\
-        --wheel /tmp/oc/open_clip_torch-*.whl [--compare target/release/unclip]
+        --wheel target/wheels/open_clip_torch-*.whl [--compare target/release/unclip]
 
 Not part of CI: it needs ~14 GB of disk and, to compare, ~16 GB of memory.
 """
