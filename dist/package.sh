@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Builds a release tarball: the binary next to assets/model, which is where the app looks
-# for the shipped model when it is not run from the source tree.
+# Builds the relocatable tarball (usage: dist/package.sh [OUT_DIR]); prints its path. It
+# unpacks to unclip-<version>/{bin,share}, the same layout as the Debian package under /usr:
+# the binary finds ../share/unclip/model wherever the folder is unpacked. SKIP_BUILD=1
+# packages the binary already built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release
 target="${CARGO_TARGET_DIR:-target}"
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release >&2
+out="${1:-$target/dist}"
 version=$(grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
-stage=$(mktemp -d)/unclip-$version
-mkdir -p "$stage/assets"
-cp "$target/release/unclip" "$stage/"
-cp -r assets/model "$stage/assets/"
-cp README.md dist/unclip.desktop "$stage/"
-tar -C "$(dirname "$stage")" -czf "unclip-$version-$(uname -m)-$(uname -s | tr A-Z a-z).tar.gz" "unclip-$version"
-echo "unclip-$version-$(uname -m)-$(uname -s | tr A-Z a-z).tar.gz"
+name="unclip-$version"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+dist/stage.sh "$target/release/unclip" "$work/$name"
+mkdir -p "$out"
+tarball="$out/$name-$(uname -m)-$(uname -s | tr '[:upper:]' '[:lower:]').tar.gz"
+tar -C "$work" -c "$name" | gzip -"${GZIP_LEVEL:-9}" >"$tarball"
+echo "$tarball"

@@ -37,6 +37,7 @@ pub fn run_ui(model: &Path, prompt: &str, images: usize) -> Result<String, Strin
         data_dir: dir.join("data"),
         config_dir: dir.join("config"),
         smoke: None,
+        open: Vec::new(),
     };
     let mut h: Harness<'static, UnclipApp> = Harness::builder()
         .with_size(egui::Vec2::new(1320.0, 840.0))

@@ -17,7 +17,11 @@ use crate::pipeline::{
 use crate::recipe::{Operation, Recipe};
 
 #[derive(Parser, Debug)]
-#[command(name = "unclip", version, about = "unCLIP (DALL·E 2) image generation: text→image, variations, interpolation, text diffs.\nRun without a command to open the app.")]
+#[command(
+    name = "unclip",
+    version,
+    about = "unCLIP (DALL·E 2) image generation: text→image, variations, interpolation, text diffs.\nRun without a command to open the app."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -44,6 +48,9 @@ pub struct Cli {
     /// Open the app, generate PROMPT once, and close (a scripted end-to-end check).
     #[arg(long, value_name = "PROMPT")]
     pub smoke: Option<String>,
+    /// Images to open in the app: one for variations, two to interpolate between.
+    #[arg(value_name = "IMAGE")]
+    pub open: Vec<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -243,7 +250,8 @@ pub struct InterpolateArgs {
     /// N frames from θ = 0 to 1.
     #[arg(long)]
     pub frames: Option<usize>,
-    /// fixed (one random x_T) or inverted (slerp of the DDIM-inverted x_T).
+    /// fixed (one random x_T) or inverted (slerp of the DDIM-inverted latents; decodes at
+    /// decoder guidance ≤ 2, as text diffs do).
     #[arg(long, default_value = "fixed")]
     pub start: String,
     #[command(flatten)]
@@ -470,6 +478,10 @@ pub fn run(cli: Cli) -> Result<(), String> {
     let model_name = if cli.model.is_some() { model_dir.display().to_string() } else { "default".into() };
     let chosen = choose(cli.device)?;
     eprintln!("device: {}", chosen.name);
+    if cli.verbose {
+        // Which folder a bare run picked (UNCLIP_MODEL, an installed package's, the source tree's).
+        eprintln!("model: {}", model_dir.display());
+    }
     let mut engine = Engine::open(&model_dir, chosen.device).map_err(|e| e.to_string())?;
     engine.dtype = cli.dtype.dtype();
     engine.release_stages = cli.release_stages;

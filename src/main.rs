@@ -6,7 +6,7 @@ fn main() {
     unclip::device::set_verbose(cli.verbose);
     if cli.command.is_none() {
         // No command: the desktop app.
-        if let Err(e) = unclip::app::run(cli.model, cli.device, cli.smoke) {
+        if let Err(e) = unclip::app::run(cli.model, cli.device, cli.smoke, cli.open) {
             eprintln!("error: {e}");
             std::process::exit(1);
         }

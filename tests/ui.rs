@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use unclip::app::settings::Mode;
+use unclip::app::settings::{EndKind, Mode};
 use unclip::app::{AppConfig, UnclipApp};
 use unclip::device::DevicePref;
 
@@ -68,6 +68,7 @@ fn config(dir: &Path, model: PathBuf) -> AppConfig {
         data_dir: dir.join("data"),
         config_dir: dir.join("config"),
         smoke: None,
+        open: Vec::new(),
     }
 }
 
@@ -456,4 +457,20 @@ fn dragging_the_text_diff_strength_with_long_captions_keeps_the_side_panels_in_b
     assert!(gallery.left() >= window * 0.6, "the results panel starts at {:.0}", gallery.left());
     let frame = h.get_by_label_contains("Frame at θ").rect();
     assert!(frame.width() >= window * 0.25, "the central view is {:.0} points wide", frame.width());
+}
+
+#[test]
+fn opening_the_app_with_two_images_sets_up_an_interpolation_between_them() {
+    // What a file manager's "Open with unclip" does with two selected pictures.
+    let dir = TempDir::new("open-two");
+    let other = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets").join("samples").join("src-blue-circle.png");
+    let mut config = config(dir.path(), fixture("tiny_unclip"));
+    config.open = vec![fixture("test_image.png"), other];
+    let mut h = launch(config);
+    wait_until(&mut h, "both ends loaded", |h| {
+        h.query_by_label("Image A: test_image.png").is_some() && h.query_by_label("Image B: src-blue-circle.png").is_some()
+    });
+    assert_eq!(h.state().settings().mode, Mode::Interpolate);
+    assert_eq!(h.state().settings().interp.a_kind, EndKind::Image);
+    assert_eq!(h.state().settings().interp.b_kind, EndKind::Image);
 }

@@ -204,23 +204,48 @@ impl UnclipApp {
     pub(crate) fn take_drops(&mut self, ctx: &egui::Context) {
         let dropped = ctx.input(|i| i.raw.dropped_files.clone());
         for (k, file) in dropped.into_iter().enumerate() {
-            let slot = match self.settings.mode {
-                Mode::Generate | Mode::Variations => Slot::VarySource,
-                Mode::TextDiff => Slot::TextDiffSource,
-                Mode::Interpolate => {
-                    // The first file fills A if it is free, anything else goes to B.
-                    let a_free = !self.slots.contains_key(&Slot::InterpA) && !self.loading.contains(&Slot::InterpA);
-                    if k == 0 && a_free {
-                        self.settings.interp.a_kind = EndKind::Image;
-                        Slot::InterpA
-                    } else {
-                        self.settings.interp.b_kind = EndKind::Image;
-                        Slot::InterpB
-                    }
-                }
-            };
+            let slot = self.slot_for_incoming(k);
             self.loading.push(slot);
             self.loader.load_dropped(file, Purpose::Dropped(slot));
+        }
+    }
+
+    /// Images given on the command line: one opens variations, two an interpolation (more
+    /// than two: the first two). They load as dropped files do.
+    pub(crate) fn open_files(&mut self, files: &[std::path::PathBuf]) {
+        match files.len() {
+            0 => return,
+            1 => self.settings.mode = Mode::Variations,
+            _ => {
+                self.settings.mode = Mode::Interpolate;
+                // Both ends are replaced, so A must count as free.
+                self.slots.remove(&Slot::InterpA);
+                self.loading.retain(|s| *s != Slot::InterpA);
+            }
+        }
+        for (k, path) in files.iter().take(2).enumerate() {
+            let slot = self.slot_for_incoming(k);
+            self.loading.push(slot);
+            self.loader.load_path(path.clone(), Purpose::Dropped(slot));
+        }
+    }
+
+    /// The slot the `k`-th of a batch of incoming files fills in the current mode.
+    fn slot_for_incoming(&mut self, k: usize) -> Slot {
+        match self.settings.mode {
+            Mode::Generate | Mode::Variations => Slot::VarySource,
+            Mode::TextDiff => Slot::TextDiffSource,
+            Mode::Interpolate => {
+                // The first file fills A if it is free, anything else goes to B.
+                let a_free = !self.slots.contains_key(&Slot::InterpA) && !self.loading.contains(&Slot::InterpA);
+                if k == 0 && a_free {
+                    self.settings.interp.a_kind = EndKind::Image;
+                    Slot::InterpA
+                } else {
+                    self.settings.interp.b_kind = EndKind::Image;
+                    Slot::InterpB
+                }
+            }
         }
     }
 

@@ -54,6 +54,9 @@ pub struct AppConfig {
     /// `--smoke PROMPT`: generate once as soon as the model is ready, then close the window
     /// a few seconds after the result (CI's end-to-end run of the real binary).
     pub smoke: Option<String>,
+    /// Images named on the command line (as a file manager's "Open with" passes them): one
+    /// becomes the variations source, two the interpolation ends.
+    pub open: Vec<PathBuf>,
 }
 
 impl AppConfig {
@@ -61,13 +64,14 @@ impl AppConfig {
     pub fn for_user(model: Option<PathBuf>, device: DevicePref) -> Result<Self, String> {
         let data = dirs::data_dir().ok_or("no data folder on this system (HOME unset?)")?;
         let config = dirs::config_dir().unwrap_or_else(|| data.clone());
-        Ok(Self { model, device, data_dir: data.join("unclip"), config_dir: config.join("unclip"), smoke: None })
+        Ok(Self { model, device, data_dir: data.join("unclip"), config_dir: config.join("unclip"), smoke: None, open: Vec::new() })
     }
 }
 
 /// Opens the app window; returns when it is closed.
-pub fn run(model: Option<PathBuf>, device: DevicePref, smoke: Option<String>) -> Result<(), String> {
+pub fn run(model: Option<PathBuf>, device: DevicePref, smoke: Option<String>, open: Vec<PathBuf>) -> Result<(), String> {
     let mut config = AppConfig::for_user(model, device)?;
+    config.open = open;
     if let Some(prompt) = smoke {
         // A smoke run must not touch the user's folders.
         let dir = std::env::temp_dir().join(format!("unclip-smoke-{}", std::process::id()));
@@ -81,11 +85,18 @@ pub fn run(model: Option<PathBuf>, device: DevicePref, smoke: Option<String>) ->
             .with_app_id("unclip")
             .with_inner_size([1320.0, 840.0])
             .with_min_inner_size([900.0, 560.0])
-            .with_drag_and_drop(true),
+            .with_drag_and_drop(true)
+            .with_icon(window_icon()),
         ..Default::default()
     };
     eframe::run_native("unclip", options, Box::new(move |cc| Ok(Box::new(UnclipApp::new(&cc.egui_ctx, config)))))
         .map_err(|e| format!("cannot open the window: {e}"))
+}
+
+/// The window's icon: the packages' 64 px icon, compiled in (the desktop entry's theme icon
+/// covers menus; this covers the task bar of a binary run from anywhere).
+fn window_icon() -> egui::IconData {
+    eframe::icon_data::from_png_bytes(include_bytes!("../../dist/icons/unclip-64.png")).unwrap_or_default()
 }
 
 /// A one-line message above the main area.
@@ -231,6 +242,7 @@ impl UnclipApp {
         if !app.gallery.is_empty() {
             app.view = app.gallery.id_at(0).map(View::Result).unwrap_or(View::Empty);
         }
+        app.open_files(&config.open);
         app
     }
 

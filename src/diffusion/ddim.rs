@@ -90,4 +90,27 @@ impl Ddim {
         };
         x0.mul_scalar(ab_to.sqrt()) + eps.mul_scalar((1.0 - ab_to).sqrt())
     }
+
+    /// The exact inversion step's fixed-point update: `model_output` is ε evaluated at the
+    /// current guess `at` of the noisier sample (time `to`); returns the x_to whose DDIM step
+    /// to `from` with that ε gives `sample`.
+    pub fn invert_step_at<const D: usize>(
+        &self,
+        model_output: Tensor<D>,
+        from: Option<usize>,
+        to: usize,
+        sample: Tensor<D>,
+        at: Tensor<D>,
+    ) -> Tensor<D> {
+        let channels = sample.dims()[1];
+        let pred = if model_output.dims()[1] > channels { model_output.narrow(1, 0, channels) } else { model_output };
+        let ab_from = self.alpha_bar(from);
+        let ab_to = self.alpha_bar(Some(to));
+        // ε (and x̂₀) as the sampling step at `to` sees them, from the guess `at`.
+        let (_, eps) = self.prediction.x0_and_eps(pred, at, ab_to);
+        // Sampling (η = 0): sample = √ᾱ_from·x̂₀ + √(1−ᾱ_from)·ε with x̂₀ = (x_to − √(1−ᾱ_to)·ε)/√ᾱ_to.
+        // Solved for x_to.
+        let x0_needed = (sample - eps.clone().mul_scalar((1.0 - ab_from).sqrt())).div_scalar(ab_from.sqrt());
+        x0_needed.mul_scalar(ab_to.sqrt()) + eps.mul_scalar((1.0 - ab_to).sqrt())
+    }
 }

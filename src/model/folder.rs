@@ -263,16 +263,50 @@ pub fn variations_sibling(root: &Path) -> Option<PathBuf> {
     side.is_dir().then_some(side)
 }
 
-/// The shipped model: `$UNCLIP_MODEL`, `assets/model` beside the executable, or the source tree's.
+/// The shipped model: `$UNCLIP_MODEL` (taken as is, even when missing, so a wrong value gets
+/// an error rather than another model), else the first of [`model_search_path`] that is a
+/// folder, else the source tree's (where `cargo run` finds it).
 pub fn default_model_dir() -> PathBuf {
     if let Some(p) = std::env::var_os("UNCLIP_MODEL") {
         return PathBuf::from(p);
     }
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
-        let beside = dir.join("assets").join("model");
-        if beside.is_dir() {
-            return beside;
-        }
+    let exe_dir = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf));
+    model_search_path(exe_dir.as_deref())
+        .into_iter()
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets").join("model"))
+}
+
+/// Where an installed binary looks for its model, in order: `../share/unclip/model` beside
+/// the binary (a package unpacked anywhere), the system package's `/usr/share/unclip/model`,
+/// and `assets/model` beside the binary (the tarball).
+pub fn model_search_path(exe_dir: Option<&Path>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(prefix) = exe_dir.and_then(Path::parent) {
+        out.push(prefix.join("share").join("unclip").join("model"));
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets").join("model")
+    out.push(PathBuf::from("/usr/share/unclip/model"));
+    if let Some(dir) = exe_dir {
+        out.push(dir.join("assets").join("model"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_installed_binary_looks_beside_itself_then_in_the_system_then_in_its_folder() {
+        let path = model_search_path(Some(Path::new("/opt/x/bin")));
+        assert_eq!(
+            path,
+            vec![
+                PathBuf::from("/opt/x/share/unclip/model"),
+                PathBuf::from("/usr/share/unclip/model"),
+                PathBuf::from("/opt/x/bin/assets/model"),
+            ]
+        );
+        assert_eq!(model_search_path(None), vec![PathBuf::from("/usr/share/unclip/model")]);
+    }
 }

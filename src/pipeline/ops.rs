@@ -8,7 +8,7 @@ use super::engine::{Engine, part};
 use super::images::{clip_pixel_values, picture_to_tensor, to_pictures};
 use super::latent::{cosine, slerp, text_diff};
 use super::noise::Noise;
-use super::stages::{TextBatch, rows};
+use super::stages::{Start, TextBatch, rows};
 use super::{Control, DecodeParams, GenerateParams, Picture, PipelineError, Sampler, StageParams, StartLatent};
 use crate::model::nn::{tensor_from, to_vec};
 
@@ -69,7 +69,7 @@ impl Engine {
             Some(seed) => Noise::seeded(seed),
             None => noise,
         };
-        let small = self.run_decoder(z, &cond, uncond.as_ref(), &p.decoder, None, &mut noise, ctl)?;
+        let small = self.run_decoder(z, &cond, uncond.as_ref(), &p.decoder, Start::Noise, &mut noise, ctl)?;
         let image = self.run_super_res(small, p.super_res_steps, &mut noise, ctl)?;
         Ok(Generated { pictures: to_pictures(image), embeddings })
     }
@@ -111,7 +111,7 @@ impl Engine {
         z: &[Vec<f32>],
         caption: &str,
         p: &DecodeParams,
-        start: Option<Tensor<4>>,
+        start: Start,
         ctl: &mut Control,
     ) -> Result<Generated, PipelineError> {
         // The rules every front end applies (1..=64 pictures, steps, guidance, η).
@@ -136,7 +136,7 @@ impl Engine {
     pub fn variations(&mut self, image: &Picture, p: &DecodeParams, ctl: &mut Control) -> Result<Generated, PipelineError> {
         p.validate().map_err(PipelineError::Input)?;
         let z = self.image_embedding(image, ctl)?;
-        self.decode_embeddings(&vec![z; p.num_images], "", p, None, ctl)
+        self.decode_embeddings(&vec![z; p.num_images], "", p, Start::Noise, ctl)
     }
 
     /// DDIM inversion of the decoder for a picture, conditioned on its own embedding and the
@@ -175,7 +175,7 @@ impl Engine {
             super_res_steps: 0,
         };
         let start = tensor_from(inv.x_t.clone(), [1, 3, inv.size, inv.size], &self.device);
-        let out = self.decode_embeddings(&[z], "", &p, Some(start), ctl)?;
+        let out = self.decode_embeddings(&[z], "", &p, Start::Inverted(start), ctl)?;
         let target = to_pictures(picture_to_tensor(image, inv.size, &self.device)?);
         let rec = out.pictures.into_iter().next().ok_or(PipelineError::Input("no picture".into()))?;
         let psnr = psnr(&rec.rgb, &target[0].rgb);
@@ -219,19 +219,18 @@ impl Engine {
         let za = self.endpoint_embedding(a, p, ctl)?;
         let zb = self.endpoint_embedding(b, p, ctl)?;
         let z = slerp(&za, &zb, theta);
-        let x_t = match (start, a, b) {
+        match (start, a, b) {
             (StartLatent::Inverted, Endpoint::Image(ia), Endpoint::Image(ib)) => {
+                let p = p.from_inverted();
                 let xa = self.invert_image(ia, p.decoder.steps, p.decoder.guidance, ctl)?;
                 let xb = self.invert_image(ib, p.decoder.steps, p.decoder.guidance, ctl)?;
-                Some(tensor_from(slerp(&xa.x_t, &xb.x_t, theta), [1, 3, xa.size, xa.size], &self.device))
+                let x_t = tensor_from(slerp(&xa.x_t, &xb.x_t, theta), [1, 3, xa.size, xa.size], &self.device);
+                self.decode_embeddings(&[z], "", &p, Start::Inverted(x_t), ctl)
             }
-            (StartLatent::Inverted, _, _) => {
-                return Err(PipelineError::Input("inverted start latents need two images".into()));
-            }
+            (StartLatent::Inverted, _, _) => Err(PipelineError::Input("inverted start latents need two images".into())),
             // A fixed x_T: the decode seed draws the same noise for every θ.
-            (StartLatent::Fixed, _, _) => None,
-        };
-        self.decode_embeddings(&[z], "", p, x_t, ctl)
+            (StartLatent::Fixed, _, _) => self.decode_embeddings(&[z], "", p, Start::Noise, ctl),
+        }
     }
 
     /// Text diff: push an image's embedding toward a caption,
@@ -255,9 +254,12 @@ impl Engine {
             return Err(PipelineError::Input("text and image embeddings differ in size".into()));
         }
         let z = text_diff(&z_i, &z_t, &z_t0, theta);
+        let p = p.from_inverted();
         let inv = self.invert_image(image, p.decoder.steps, p.decoder.guidance, ctl)?;
         let x_t = tensor_from(inv.x_t, [1, 3, inv.size, inv.size], &self.device);
-        self.decode_embeddings(&[z], "", p, Some(x_t), ctl)
+        // θ = 0 is the image's own embedding: the exact round trip; any edit keeps clipping.
+        let start = if theta == 0.0 { Start::Inverted(x_t) } else { Start::Edited(x_t) };
+        self.decode_embeddings(&[z], "", &p, start, ctl)
     }
 }
 

@@ -178,7 +178,7 @@ pub fn train(
         trainee = optim.step(budget.lr_at(step), trainee, grads);
         run.record(step, value);
         if run.should_checkpoint(step) {
-            run.checkpoint(&trainee.pair, step + 1)?;
+            run.checkpoint(&trainee.pair, None, step + 1)?;
         }
     }
     let acc = if recent.is_empty() { 0.0 } else { recent.iter().sum::<f64>() / recent.len() as f64 };

@@ -97,6 +97,7 @@ pub fn train(
 ) -> Result<DecoderPair, String> {
     let budget = run.budget;
     let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let mut ema = run.ema(&pair, start_step)?;
     let empty = clip.features(&[String::new()], None)?;
     let mut rng = SplitMix64::new(0x5eed + start_step as u64);
     for step in start_step..budget.steps {
@@ -169,10 +170,8 @@ pub fn train(
         }
         let grads = GradientsParams::from_grads(loss.backward(), &pair);
         pair = optim.step(budget.lr_at(step), pair, grads);
-        run.record(step, value);
-        if run.should_checkpoint(step) {
-            run.checkpoint(&pair, step + 1)?;
-        }
+        run.stepped(step, value, &pair, &mut ema)?;
     }
-    Ok(pair)
+    // The average is what ships; the raw weights live on in the checkpoint.
+    Ok(ema.shadow)
 }

@@ -13,6 +13,7 @@ use super::world::{Colour, Mentioned, Sample, Shape, Split, World, render, with_
 use crate::model::nn::to_vec;
 use crate::pipeline::latent::cosine;
 use crate::pipeline::ops::Endpoint;
+use crate::pipeline::stages::Start;
 use crate::pipeline::{
     DecodeParams, Engine, GenerateParams, Picture, Sampler, Seeds, StageParams, StartLatent, silent,
 };
@@ -104,8 +105,15 @@ pub struct Report {
     pub variations_kept: Tally,
     /// …while position or size change.
     pub variations_moved: Tally,
-    pub text_diff_flipped: Tally,
-    pub interpolation_monotonic: Tally,
+    /// Variations of generated pictures keep the shape and colour the source reads as.
+    pub variations_of_generated_kept: Tally,
+    /// Red → blue text diffs that flip the colour and keep the shape, per θ.
+    pub text_diff: Vec<(f32, Tally)>,
+    /// Interpolation ends that read as their own pictures (two per pair).
+    pub interpolation_ends_fixed: Tally,
+    pub interpolation_ends_inverted: Tally,
+    pub interpolation_monotonic_fixed: Tally,
+    pub interpolation_monotonic_inverted: Tally,
     pub inversion_psnr_db: f64,
     /// What the CLIP image embedding carries, read zero-shot against captions: the
     /// decoder can only draw what is in it.
@@ -150,6 +158,20 @@ fn generate(e: &mut Engine, prompt: &str, seed: u64, n: usize) -> Result<Vec<Pic
         .map_err(|err| err.to_string())
 }
 
+/// The strengths at which text diffs are measured (the target: some θ ≤ 0.5 works).
+const TEXT_DIFF_THETAS: [f32; 3] = [0.3, 0.4, 0.5];
+
+/// Whether a reading shows `shape` in `colour`.
+fn same_object(r: Option<&Reading>, shape: Shape, colour: Colour) -> bool {
+    r.is_some_and(|r| r.shape == shape && r.colour == colour)
+}
+
+/// One switch when the ends differ, none when they agree.
+fn changes_once(vals: Vec<Option<&'static str>>) -> bool {
+    let switches = vals.windows(2).filter(|w| w[0] != w[1]).count();
+    switches == (vals.first() != vals.last()) as usize
+}
+
 /// The candidate whose caption embedding is closest to `image` (CLIP zero-shot).
 fn zero_shot(e: &mut Engine, image: &[f32], candidates: &[String]) -> Result<usize, String> {
     let mut best = (f64::MIN, 0);
@@ -180,33 +202,59 @@ fn clip_probe(e: &mut Engine, world: &World, n: usize) -> Result<(Tally, Tally),
     Ok((shape, colour))
 }
 
-/// Runs every measurement with `samples` captions per split.
+/// Runs every measurement with `samples` captions per split, on two engines at once: the
+/// shipped model's networks are too small for one run to keep two cores busy.
 pub fn evaluate(
     model: &Path,
     samples: usize,
     device: burn::tensor::Device,
 ) -> Result<Report, String> {
     let started = std::time::Instant::now();
-    let mut e = Engine::open(model, device).map_err(|err| err.to_string())?;
     let world = World::new(12345);
-    let mut r = Report {
+    let open = || Engine::open(model, device.clone()).map_err(|err| err.to_string());
+    let (generation, edits) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| generation_rows(&mut open()?, &world, samples));
+        let b = scope.spawn(|| edit_rows(&mut open()?, &world, samples));
+        let join = |h: std::thread::ScopedJoinHandle<'_, Result<Report, String>>| {
+            h.join().unwrap_or_else(|_| Err("an evaluation thread panicked".into()))
+        };
+        (join(a), join(b))
+    });
+    let (r, b) = (generation?, edits?);
+    Ok(Report {
         model: model.display().to_string(),
         samples,
-        ..Report::default()
-    };
+        text_diff: b.text_diff,
+        interpolation_ends_fixed: b.interpolation_ends_fixed,
+        interpolation_ends_inverted: b.interpolation_ends_inverted,
+        interpolation_monotonic_fixed: b.interpolation_monotonic_fixed,
+        interpolation_monotonic_inverted: b.interpolation_monotonic_inverted,
+        seconds: started.elapsed().as_secs_f64(),
+        ..r
+    })
+}
 
+/// CLIP's read-out, caption accuracy, diversity, variations and inversion.
+fn generation_rows(e: &mut Engine, world: &World, samples: usize) -> Result<Report, String> {
+    let mut r = Report::default();
     // 0. What the decoder is given to work from.
-    (r.clip_shape, r.clip_colour) = clip_probe(&mut e, &world, 10 * samples.max(1))?;
+    (r.clip_shape, r.clip_colour) = clip_probe(e, world, 10 * samples.max(1))?;
 
-    // 1. Caption accuracy, seen and held-out colour–shape pairs.
+    // 1. Caption accuracy, seen and held-out colour–shape pairs. The seen pictures the
+    //    oracle can read are kept as sources for variations.
+    let mut generated: Vec<(Picture, Reading)> = Vec::new();
     for (split, acc) in [
         (Split::Train, &mut r.seen),
         (Split::HeldOut, &mut r.held_out),
     ] {
         for i in 0..samples {
             let s: Sample = world.sample(i as u64, split);
-            let pic = generate(&mut e, &s.caption, i as u64, 1)?;
-            acc.score(&s.mentioned, pic.first().and_then(read).as_ref());
+            let pic = generate(e, &s.caption, i as u64, 1)?;
+            let reading = pic.first().and_then(read);
+            acc.score(&s.mentioned, reading.as_ref());
+            if let (Split::Train, Some(p), Some(rd)) = (split, pic.into_iter().next(), reading) {
+                generated.push((p, rd));
+            }
         }
     }
 
@@ -231,14 +279,14 @@ pub fn evaluate(
         .ok_or("decoder not loaded")?;
     for c in captions {
         let m = super::world::parse_caption(c);
-        let unclip = generate(&mut e, c, 7, per)?;
+        let unclip = generate(e, c, 7, per)?;
         let p = DecodeParams {
             num_images: per,
             seed: 7,
             ..DecodeParams::default()
         };
         let text_only =
-            silent(|ctl| e.decode_embeddings(&vec![null.clone(); per], c, &p, None, ctl))
+            silent(|ctl| e.decode_embeddings(&vec![null.clone(); per], c, &p, Start::Noise, ctl))
                 .map_err(|err| err.to_string())?
                 .pictures;
         for (pics, distinct, acc) in [(&unclip, &mut du, &mut au), (&text_only, &mut dt, &mut at)] {
@@ -265,114 +313,32 @@ pub fn evaluate(
         captions: captions.len(),
     };
 
-    // 3. Variations with DDIM η = 1 keep shape and colour.
-    let sources = samples.min(20).max(1);
+    // 3. Variations with DDIM η = 1 keep shape and colour, of the world's own pictures and
+    //    of pictures the model generated (judged against the oracle's reading of the source).
+    let variation = |i: usize| DecodeParams {
+        num_images: 2,
+        seed: i as u64,
+        decoder: stage(25, 8.0, Sampler::Ddim, 1.0),
+        super_res_steps: 7,
+    };
+    let sources = samples.max(1).div_ceil(2);
     for i in 0..sources {
         let s = world.sample(100_000 + i as u64, Split::Train);
         let src = picture(render(&s.scene, 64)?, 64);
-        let p = DecodeParams {
-            num_images: 2,
-            seed: i as u64,
-            decoder: stage(25, 8.0, Sampler::Ddim, 1.0),
-            super_res_steps: 7,
-        };
-        let out = silent(|ctl| e.variations(&src, &p, ctl)).map_err(|err| err.to_string())?;
+        let out = silent(|ctl| e.variations(&src, &variation(i), ctl)).map_err(|err| err.to_string())?;
         for pic in &out.pictures {
             let rd = read(pic);
-            r.variations_kept.add(
-                rd.as_ref()
-                    .is_some_and(|rd| rd.shape == s.scene.shape && rd.colour == s.scene.colour),
-            );
+            r.variations_kept.add(same_object(rd.as_ref(), s.scene.shape, s.scene.colour));
             r.variations_moved.add(
                 rd.is_some_and(|rd| rd.position != s.scene.position || rd.size != s.scene.size),
             );
         }
     }
-
-    // 4. Text diffs: "a red X" → "a blue X" at θ = 0.5 flips the colour and keeps the shape.
-    let mut tried = 0;
-    let mut k = 0u64;
-    let decode = DecodeParams {
-        num_images: 1,
-        seed: 0,
-        decoder: stage(25, 1.0, Sampler::Ddim, 0.0),
-        super_res_steps: 7,
-    };
-    while tried < sources && k < 10_000 {
-        let s = world.sample(200_000 + k, Split::Train);
-        k += 1;
-        if s.scene.colour != Colour::Red || s.scene.background == Colour::Blue {
-            continue;
+    for (i, (src, rd)) in generated.iter().take(sources).enumerate() {
+        let out = silent(|ctl| e.variations(src, &variation(i), ctl)).map_err(|err| err.to_string())?;
+        for pic in &out.pictures {
+            r.variations_of_generated_kept.add(same_object(read(pic).as_ref(), rd.shape, rd.colour));
         }
-        tried += 1;
-        let src = picture(render(&s.scene, 64)?, 64);
-        let shape = s.scene.shape.name();
-        let out = silent(|ctl| {
-            e.text_diff(
-                &src,
-                &format!("a blue {shape}"),
-                &format!("a red {shape}"),
-                0.5,
-                &decode,
-                ctl,
-            )
-        })
-        .map_err(|err| err.to_string())?;
-        let rd = out.pictures.first().and_then(read);
-        r.text_diff_flipped
-            .add(rd.is_some_and(|rd| rd.colour == Colour::Blue && rd.shape == s.scene.shape));
-    }
-
-    // 5. Interpolation: the reading changes once, monotonically, along θ.
-    let frames = 7;
-    for i in 0..sources.min(10) {
-        let a = world.sample(300_000 + 2 * i as u64, Split::Train);
-        let b = world.sample(300_001 + 2 * i as u64, Split::Train);
-        let (pa, pb) = (
-            picture(render(&a.scene, 64)?, 64),
-            picture(render(&b.scene, 64)?, 64),
-        );
-        let p = DecodeParams {
-            num_images: 1,
-            seed: i as u64,
-            decoder: stage(25, 8.0, Sampler::Ddim, 0.0),
-            super_res_steps: 7,
-        };
-        let mut seq: Vec<(Option<Shape>, Option<Colour>)> = Vec::new();
-        for f in 0..frames {
-            let theta = f as f32 / (frames - 1) as f32;
-            let out = silent(|ctl| {
-                e.interpolate(
-                    &Endpoint::Image(pa.clone()),
-                    &Endpoint::Image(pb.clone()),
-                    theta,
-                    StartLatent::Fixed,
-                    &p,
-                    ctl,
-                )
-            })
-            .map_err(|err| err.to_string())?;
-            let rd = out.pictures.first().and_then(read);
-            seq.push((rd.as_ref().map(|r| r.shape), rd.as_ref().map(|r| r.colour)));
-        }
-        let changes_once = |vals: Vec<Option<String>>| {
-            let mut switches = 0;
-            for w in vals.windows(2) {
-                switches += (w[0] != w[1]) as usize;
-            }
-            // One switch when the ends differ, none when they agree.
-            switches == (vals.first() != vals.last()) as usize
-        };
-        let shapes = seq
-            .iter()
-            .map(|(s, _)| s.map(|s| s.name().to_string()))
-            .collect();
-        let colours = seq
-            .iter()
-            .map(|(_, c)| c.map(|c| c.name().to_string()))
-            .collect();
-        r.interpolation_monotonic
-            .add(changes_once(shapes) && changes_once(colours));
     }
 
     // 6. Inversion → reconstruction PSNR at the decoder's resolution.
@@ -389,7 +355,77 @@ pub fn evaluate(
         psnr += db.min(60.0) / n as f64;
     }
     r.inversion_psnr_db = psnr;
-    r.seconds = started.elapsed().as_secs_f64();
+    Ok(r)
+}
+
+/// Text diffs and interpolation, which decode from inverted latents.
+fn edit_rows(e: &mut Engine, world: &World, samples: usize) -> Result<Report, String> {
+    let mut r = Report::default();
+    // 4. Text diffs: "a red X" → "a blue X" flips the colour and keeps the shape, at several
+    //    strengths up to θ = 0.5.
+    r.text_diff = TEXT_DIFF_THETAS.iter().map(|&t| (t, Tally::default())).collect();
+    let mut tried = 0;
+    let mut k = 0u64;
+    let decode = DecodeParams {
+        num_images: 1,
+        seed: 0,
+        decoder: stage(25, 1.0, Sampler::Ddim, 0.0),
+        super_res_steps: 7,
+    };
+    while tried < samples.max(1) && k < 100_000 {
+        let s = world.sample(200_000 + k, Split::Train);
+        k += 1;
+        if s.scene.colour != Colour::Red || s.scene.background == Colour::Blue {
+            continue;
+        }
+        tried += 1;
+        let src = picture(render(&s.scene, 64)?, 64);
+        let shape = s.scene.shape.name();
+        for (theta, tally) in r.text_diff.iter_mut() {
+            let out = silent(|ctl| {
+                e.text_diff(&src, &format!("a blue {shape}"), &format!("a red {shape}"), *theta, &decode, ctl)
+            })
+            .map_err(|err| err.to_string())?;
+            tally.add(same_object(out.pictures.first().and_then(read).as_ref(), s.scene.shape, Colour::Blue));
+        }
+    }
+
+    // 5. Interpolation between two of the world's pictures, from fixed noise and from the
+    //    inverted latents: each end reads as its own picture, and the reading (shape and
+    //    colour) changes once, monotonically, along θ.
+    let frames = 7;
+    let pairs = samples.max(1).div_ceil(2);
+    for (start, ends, monotonic) in [
+        (StartLatent::Fixed, &mut r.interpolation_ends_fixed, &mut r.interpolation_monotonic_fixed),
+        (StartLatent::Inverted, &mut r.interpolation_ends_inverted, &mut r.interpolation_monotonic_inverted),
+    ] {
+        for i in 0..pairs {
+            let a = world.sample(300_000 + 2 * i as u64, Split::Train);
+            let b = world.sample(300_001 + 2 * i as u64, Split::Train);
+            let (pa, pb) = (picture(render(&a.scene, 64)?, 64), picture(render(&b.scene, 64)?, 64));
+            let p = DecodeParams {
+                num_images: 1,
+                seed: i as u64,
+                decoder: stage(25, 8.0, Sampler::Ddim, 0.0),
+                super_res_steps: 7,
+            };
+            let mut seq: Vec<Option<Reading>> = Vec::new();
+            for f in 0..frames {
+                let theta = f as f32 / (frames - 1) as f32;
+                let out = silent(|ctl| {
+                    e.interpolate(&Endpoint::Image(pa.clone()), &Endpoint::Image(pb.clone()), theta, start, &p, ctl)
+                })
+                .map_err(|err| err.to_string())?;
+                seq.push(out.pictures.first().and_then(read));
+            }
+            ends.add(same_object(seq[0].as_ref(), a.scene.shape, a.scene.colour));
+            ends.add(same_object(seq[frames - 1].as_ref(), b.scene.shape, b.scene.colour));
+            let shapes = seq.iter().map(|r| r.as_ref().map(|r| r.shape.name())).collect();
+            let colours = seq.iter().map(|r| r.as_ref().map(|r| r.colour.name())).collect();
+            monotonic.add(changes_once(shapes) && changes_once(colours));
+        }
+    }
+
     Ok(r)
 }
 
@@ -423,20 +459,28 @@ pub fn table(r: &Report) -> String {
         100.0 * d.text_only_accuracy
     ));
     s.push_str(&format!(
-        "| variations keep shape and colour (DDIM η = 1) | {} |\n",
-        pct(&r.variations_kept)
+        "| variations keep shape and colour (DDIM η = 1), of world pictures / of generated ones | {} / {} |\n",
+        pct(&r.variations_kept),
+        pct(&r.variations_of_generated_kept)
     ));
     s.push_str(&format!(
         "| variations move position or size | {} |\n",
         pct(&r.variations_moved)
     ));
+    let diffs: Vec<String> = r.text_diff.iter().map(|(t, tally)| format!("θ {t}: {}", pct(tally))).collect();
     s.push_str(&format!(
-        "| text diff red → blue at θ = 0.5 flips colour, keeps shape | {} |\n",
-        pct(&r.text_diff_flipped)
+        "| text diff red → blue flips colour, keeps shape | {} |\n",
+        diffs.join(", ")
     ));
     s.push_str(&format!(
-        "| interpolation reading changes once, monotonically | {} |\n",
-        pct(&r.interpolation_monotonic)
+        "| interpolation ends read as their pictures, fixed noise / inverted latents | {} / {} |\n",
+        pct(&r.interpolation_ends_fixed),
+        pct(&r.interpolation_ends_inverted)
+    ));
+    s.push_str(&format!(
+        "| interpolation reading changes once, monotonically, fixed noise / inverted latents | {} / {} |\n",
+        pct(&r.interpolation_monotonic_fixed),
+        pct(&r.interpolation_monotonic_inverted)
     ));
     s.push_str(&format!(
         "| inversion → reconstruction PSNR (25 DDIM steps) | {:.1} dB |\n",

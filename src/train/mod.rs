@@ -6,6 +6,7 @@
 pub mod clip;
 pub mod data;
 pub mod decoder;
+pub mod ema;
 pub mod encode;
 pub mod eval;
 pub mod export;
@@ -145,6 +146,40 @@ fn frozen_clip(out: &Path) -> Result<encode::FrozenClip, String> {
     })
 }
 
+/// Weights exported earlier into `out`, loaded into a freshly initialised trainee.
+fn load_exported<M: burn::module::Module + burn::store::ModuleSnapshot>(
+    out: &Path,
+    component: &str,
+    module: M,
+) -> Result<M, String> {
+    let files = crate::model::weights::weight_files(&out.join(component), None).map_err(|e| e.to_string())?;
+    crate::model::weights::load_into(module, &files, DType::F32).map_err(|e| e.to_string())
+}
+
+/// Where `--resume` continues from: the stage's checkpoint, or, when there is none (a fresh
+/// clone: checkpoints are not committed), the weights already exported into `out` at the step
+/// the committed loss log reached. `warm` loads the exported weights into the trainee.
+fn resume_point<M: burn::module::Module + burn::store::ModuleSnapshot>(
+    run: &StageRun,
+    resume: bool,
+    trainee: &mut M,
+    exported: bool,
+    warm: impl FnOnce(M) -> Result<M, String>,
+) -> Result<usize, String> {
+    if !resume {
+        return Ok(0);
+    }
+    let step = run.resume(trainee)?;
+    if step > 0 || !exported {
+        return Ok(step);
+    }
+    let fresh = trainee.clone();
+    *trainee = warm(fresh)?;
+    let step = run.logged_steps();
+    run.warm_started(step);
+    Ok(step)
+}
+
 /// Runs one stage and exports its components into `out`.
 pub fn train_stage(
     stage: StageName,
@@ -208,7 +243,9 @@ pub fn train_stage(
             prior.clip_std = Param::from_tensor(tensor_from(std, [1, e], &device));
             drop(init_guard);
             let mut run = StageRun::new("prior", recipe.prior, work, quiet).map_err(|e| e.to_string())?;
-            let start = if resume { run.resume(&mut prior)? } else { 0 };
+            let start = resume_point(&run, resume, &mut prior, out.join("prior").is_dir(), |m| {
+                load_exported(out, "prior", m)
+            })?;
             let prior = prior::train(prior, &clip, &world, &mut run, start, &device)?;
             run.finish();
             export::save_component(out, "prior", &prior, &cfg, false)?;
@@ -228,7 +265,12 @@ pub fn train_stage(
             };
             drop(init_guard);
             let mut run = StageRun::new("decoder", recipe.decoder, work, quiet).map_err(|e| e.to_string())?;
-            let start = if resume { run.resume(&mut pair)? } else { 0 };
+            let start = resume_point(&run, resume, &mut pair, out.join("decoder").is_dir(), |p| {
+                Ok(decoder::DecoderPair {
+                    text_proj: load_exported(out, "text_proj", p.text_proj)?,
+                    decoder: load_exported(out, "decoder", p.decoder)?,
+                })
+            })?;
             let pair = decoder::train(pair, &clip, &world, &mut run, start, spec.image_size, &device)?;
             run.finish();
             export::save_component(out, "text_proj", &pair.text_proj, &tp_cfg, false)?;
@@ -245,7 +287,9 @@ pub fn train_stage(
                 crate::model::unet::super_res::init(&read_cfg(&cfg)?, &device).map_err(|e| e.to_string())?;
             drop(init_guard);
             let mut run = StageRun::new("superres", recipe.superres, work, quiet).map_err(|e| e.to_string())?;
-            let start = if resume { run.resume(&mut unet)? } else { 0 };
+            let start = resume_point(&run, resume, &mut unet, out.join("super_res_first").is_dir(), |m| {
+                load_exported(out, "super_res_first", m)
+            })?;
             let unet = superres::train(unet, &world, &mut run, start, (spec.image_size, spec.sr_size), &device)?;
             run.finish();
             // One network serves both slots; Karlo fine-tunes its last one with a GAN loss,

@@ -61,6 +61,7 @@ pub fn train(
 ) -> Result<PriorTransformer, String> {
     let budget = run.budget;
     let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let mut ema = run.ema(&prior, start_step)?;
     let mean = to_vec(prior.clip_mean.val());
     let std = to_vec(prior.clip_std.val());
     let empty = clip.features(&[String::new()], None)?;
@@ -108,10 +109,8 @@ pub fn train(
         }
         let grads = GradientsParams::from_grads(loss.backward(), &prior);
         prior = optim.step(budget.lr_at(step), prior, grads);
-        run.record(step, value);
-        if run.should_checkpoint(step) {
-            run.checkpoint(&prior, step + 1)?;
-        }
+        run.stepped(step, value, &prior, &mut ema)?;
     }
-    Ok(prior)
+    // The average is what ships; the raw weights live on in the checkpoint.
+    Ok(ema.shadow)
 }

@@ -9,6 +9,19 @@ use burn::module::Module;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::ema::{EMA_DECAY, Ema};
+
+fn load_checkpoint<M: Module + ModuleSnapshot>(path: &Path, model: &mut M) -> Result<(), String> {
+    let mut store = SafetensorsStore::from_file(path);
+    let r = model
+        .load_from(&mut store)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if !r.errors.is_empty() || !r.missing.is_empty() {
+        return Err(format!("{}: checkpoint does not match the model", path.display()));
+    }
+    Ok(())
+}
+
 /// quick: minutes, for tests and smoke runs; full: the shipped model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -118,6 +131,29 @@ impl StageRun {
         self.dir.join(format!("{}_checkpoint.step", self.name))
     }
 
+    fn ema_path(&self) -> PathBuf {
+        self.dir.join(format!("{}_ema.safetensors", self.name))
+    }
+
+    /// The last step the loss log recorded: where a warm start from exported weights picks up
+    /// the data stream and the learning-rate schedule.
+    pub fn logged_steps(&self) -> usize {
+        let text = std::fs::read_to_string(self.dir.join(format!("{}_loss.csv", self.name)))
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|l| l.split(',').next()?.parse::<usize>().ok())
+            .next_back()
+            .unwrap_or(0)
+    }
+
+    /// Marks a warm start at `step` (weights came from the exported folder, not a checkpoint).
+    pub fn warm_started(&self, step: usize) {
+        self.bar.set_position(step as u64);
+        if !self.quiet {
+            eprintln!("{}: no checkpoint; continuing the exported weights from step {step}", self.name);
+        }
+    }
+
     /// Restores the latest checkpoint into `model`; returns the step to continue from.
     pub fn resume<M: Module + ModuleSnapshot>(&self, model: &mut M) -> Result<usize, String> {
         let (ck, st) = (self.checkpoint_path(), self.step_path());
@@ -129,27 +165,37 @@ impl StageRun {
             .trim()
             .parse()
             .map_err(|_| format!("{}: not a step number", st.display()))?;
-        let mut store = SafetensorsStore::from_file(&ck);
-        let r = model
-            .load_from(&mut store)
-            .map_err(|e| format!("{}: {e}", ck.display()))?;
-        if !r.errors.is_empty() || !r.missing.is_empty() {
-            return Err(format!(
-                "{}: checkpoint does not match the model",
-                ck.display()
-            ));
-        }
+        load_checkpoint(&ck, model)?;
         self.bar.set_position(step as u64);
         Ok(step)
     }
 
+    /// The weight average to keep: the saved one when training continues from a step with
+    /// one, else a new one started at the trainee's weights.
+    pub fn ema<M: Module + ModuleSnapshot>(&self, trainee: &M, step: usize) -> Result<Ema<M>, String> {
+        let path = self.ema_path();
+        if step > 0 && path.is_file() {
+            let mut shadow = trainee.valid();
+            load_checkpoint(&path, &mut shadow)?;
+            return Ok(Ema::resume(shadow, EMA_DECAY));
+        }
+        Ok(Ema::new(trainee, EMA_DECAY))
+    }
+
+    /// Saves the raw weights, their average (if kept) and the step, in that order, so a
+    /// step file never names weights that were not written.
     pub fn checkpoint<M: Module + ModuleSnapshot>(
         &self,
         model: &M,
+        ema: Option<&Ema<M>>,
         step: usize,
     ) -> Result<(), String> {
         let mut store = SafetensorsStore::from_file(self.checkpoint_path()).overwrite(true);
         model.save_into(&mut store).map_err(|e| e.to_string())?;
+        if let Some(ema) = ema {
+            let mut store = SafetensorsStore::from_file(self.ema_path()).overwrite(true);
+            ema.shadow.save_into(&mut store).map_err(|e| e.to_string())?;
+        }
         crate::files::write_atomic(&self.step_path(), step.to_string().as_bytes())
     }
 
@@ -174,6 +220,23 @@ impl StageRun {
             self.bar.set_prefix(format!("{mean:.4}"));
         }
         self.bar.set_position(step as u64 + 1);
+    }
+
+    /// Everything after an optimiser step of a stage that exports its weight average: the
+    /// average, the loss log and the periodic checkpoint.
+    pub fn stepped<M: Module + ModuleSnapshot>(
+        &mut self,
+        step: usize,
+        loss: f64,
+        model: &M,
+        ema: &mut Ema<M>,
+    ) -> Result<(), String> {
+        ema.update(model);
+        self.record(step, loss);
+        if self.should_checkpoint(step) {
+            self.checkpoint(model, Some(ema), step + 1)?;
+        }
+        Ok(())
     }
 
     pub fn should_checkpoint(&self, step: usize) -> bool {

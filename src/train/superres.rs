@@ -85,6 +85,7 @@ pub fn train(
 ) -> Result<UNet, String> {
     let budget = run.budget;
     let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let mut ema = run.ema(&unet, start_step)?;
     let mut rng = SplitMix64::new(0x51 + start_step as u64);
     let crop = high / 2;
     for step in start_step..budget.steps {
@@ -120,12 +121,10 @@ pub fn train(
         }
         let grads = GradientsParams::from_grads(loss.backward(), &unet);
         unet = optim.step(budget.lr_at(step), unet, grads);
-        run.record(step, value);
-        if run.should_checkpoint(step) {
-            run.checkpoint(&unet, step + 1)?;
-        }
+        run.stepped(step, value, &unet, &mut ema)?;
     }
-    Ok(unet)
+    // The average is what ships; the raw weights live on in the checkpoint.
+    Ok(ema.shadow)
 }
 
 #[cfg(test)]

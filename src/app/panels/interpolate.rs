@@ -42,7 +42,11 @@ pub fn show(ui: &mut egui::Ui, s: &mut Settings, ctx: &PanelCtx) -> Vec<Action> 
             .on_hover_text("One random x_T for every θ (the paper's Figure 4)");
         ui.add_enabled_ui(both_images, |ui| {
             ui.radio_value(&mut s.interp.start, StartLatent::Inverted, "Inverted")
-                .on_hover_text("DDIM-inverted x_T of both images: the ends reconstruct the inputs")
+                .on_hover_text(format!(
+                    "DDIM-inverted latents of both images: the ends reconstruct the inputs \
+                     (decoder guidance at most {})",
+                    crate::pipeline::MAX_INVERTED_GUIDANCE
+                ))
                 .on_disabled_hover_text("Needs two images");
         });
     });
