@@ -12,7 +12,8 @@ use crate::model::folder::default_model_dir;
 use crate::image_io::{load_picture, save_png};
 use crate::pipeline::ops::{Endpoint, Generated};
 use crate::pipeline::{
-    Control, DecodeParams, Engine, GenerateParams, Picture, Progress, Sampler, Seeds, Stage, StageParams, StartLatent,
+    Control, DecodeParams, Engine, GenerateParams, Picture, Progress, Request, Sampler, Seeds, Stage, StageParams,
+    StartLatent,
 };
 use crate::recipe::{Operation, Recipe};
 
@@ -434,6 +435,23 @@ fn load(path: &Path) -> Result<Picture, String> {
     load_picture(path)
 }
 
+/// An input image of a request, with the path its recipe records.
+fn input(path: &Path) -> Result<(Picture, String), String> {
+    Ok((load_picture(path)?, path.display().to_string()))
+}
+
+/// Runs a request whose images carry their recipe names; returns the pictures and the
+/// recipe's operation.
+fn run_request(
+    engine: &mut Engine,
+    request: Request<(Picture, String)>,
+    ctl: &mut Control,
+) -> Result<(Generated, Operation), String> {
+    let (request, op) = request.split();
+    let g = engine.run(&request, ctl).map_err(|e| e.to_string())?;
+    Ok((g, op))
+}
+
 /// Runs a CLI command; the error is one line for the user.
 pub fn run(cli: Cli) -> Result<(), String> {
     let Some(command) = cli.command else { return Err("no command".into()) };
@@ -497,19 +515,19 @@ pub fn run(cli: Cli) -> Result<(), String> {
     let err = |e: crate::pipeline::PipelineError| e.to_string();
     match command {
         Command::Generate(a) => {
-            let p = a.params();
-            let g = engine.text_to_image(&p, &mut ctl).map_err(err)?;
-            save_all(&g, &a.out, &format!("unclip-{}", p.seeds.prior), &model_name, &Operation::Generate(p), a.grid)
+            let request = Request::Generate(a.params());
+            let stem = format!("unclip-{}", a.seed);
+            let (g, op) = run_request(&mut engine, request, &mut ctl)?;
+            save_all(&g, &a.out, &stem, &model_name, &op, a.grid)
         }
         Command::Vary(a) => {
-            let img = load(&a.image)?;
-            let p = a.decode.params();
-            let g = engine.variations(&img, &p, &mut ctl).map_err(err)?;
-            let op = Operation::Variations { source: a.image.display().to_string(), params: p.clone() };
-            save_all(&g, &a.decode.out, &format!("unclip-vary-{}", p.seed), &model_name, &op, a.decode.grid)
+            let request = Request::Variations { source: input(&a.image)?, params: a.decode.params() };
+            let stem = format!("unclip-vary-{}", a.decode.seed);
+            let (g, op) = run_request(&mut engine, request, &mut ctl)?;
+            save_all(&g, &a.decode.out, &stem, &model_name, &op, a.decode.grid)
         }
         Command::Interpolate(a) => {
-            let (ia, ib) = (load(&a.image_a)?, load(&a.image_b)?);
+            let (ia, ib) = (input(&a.image_a)?, input(&a.image_b)?);
             let start = match a.start.as_str() {
                 "fixed" => StartLatent::Fixed,
                 "inverted" => StartLatent::Inverted,
@@ -523,32 +541,22 @@ pub fn run(cli: Cli) -> Result<(), String> {
             };
             let mut p = a.decode.params();
             p.num_images = 1;
-            let (ea, eb) = (Endpoint::Image(ia), Endpoint::Image(ib));
             let stem = format!("unclip-interp-{}", p.seed);
             let base = a.decode.out.clone().unwrap_or_else(|| PathBuf::from(format!("{stem}.png")));
-            let (img_a, img_b) = (a.image_a.display().to_string(), a.image_b.display().to_string());
             sweep(&thetas, &Some(base), &stem, a.decode.grid, &model_name, |theta| {
-                let g = engine.interpolate(&ea, &eb, theta, start, &p, &mut ctl).map_err(err)?;
-                let op = Operation::Interpolate { a: img_a.clone(), b: img_b.clone(), theta, start, params: p.clone() };
-                Ok((g, op))
+                let (a, b) = (Endpoint::Image(ia.clone()), Endpoint::Image(ib.clone()));
+                run_request(&mut engine, Request::Interpolate { a, b, theta, start, params: p.clone() }, &mut ctl)
             })
         }
         Command::Textdiff(a) => {
-            let img = load(&a.image)?;
+            let source = input(&a.image)?;
             let mut p = a.decode.params();
             p.num_images = 1;
             let stem = format!("unclip-textdiff-{}", p.seed);
-            let source = a.image.display().to_string();
             sweep(&a.theta, &a.decode.out, &stem, a.decode.grid, &model_name, |theta| {
-                let g = engine.text_diff(&img, &a.to, &a.from, theta, &p, &mut ctl).map_err(err)?;
-                let op = Operation::TextDiff {
-                    source: source.clone(),
-                    to: a.to.clone(),
-                    from: a.from.clone(),
-                    theta,
-                    params: p.clone(),
-                };
-                Ok((g, op))
+                let (to, from) = (a.to.clone(), a.from.clone());
+                let request = Request::TextDiff { source: source.clone(), to, from, theta, params: p.clone() };
+                run_request(&mut engine, request, &mut ctl)
             })
         }
         Command::Train(_) | Command::Eval(_) | Command::Bench(_) => Err("handled above".into()),

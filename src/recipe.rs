@@ -2,16 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::{DecodeParams, GenerateParams, StartLatent};
+use crate::pipeline::Request;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Operation {
-    Generate(GenerateParams),
-    Variations { source: String, params: DecodeParams },
-    Interpolate { a: String, b: String, theta: f32, start: StartLatent, params: DecodeParams },
-    TextDiff { source: String, to: String, from: String, theta: f32, params: DecodeParams },
-}
+/// The request that made a picture, its input images named by their paths.
+pub type Operation = Request<String>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recipe {

@@ -47,7 +47,7 @@ impl Entry {
                 format!("variation of {} seed {}", file_part(source), params.seed)
             }
             Some(Operation::Interpolate { a, b, theta, .. }) => {
-                format!("{} to {} at θ {theta:.2}", file_part(a), file_part(b))
+                format!("{} to {} at θ {theta:.2}", end_part(a), end_part(b))
             }
             Some(Operation::TextDiff { to, theta, .. }) => {
                 format!("text diff toward “{}” θ {theta:.2}", shorten(to, 40))
@@ -71,14 +71,18 @@ fn shorten(s: &str, n: usize) -> String {
 }
 
 fn file_part(s: &str) -> String {
-    match s.strip_prefix(super::settings::PROMPT_PREFIX) {
-        Some(p) => format!("“{}”", shorten(p, 30)),
-        None => super::inputs::display_name(Path::new(s)),
+    super::inputs::display_name(Path::new(s))
+}
+
+fn end_part(e: &crate::pipeline::ops::Endpoint<String>) -> String {
+    match e {
+        crate::pipeline::ops::Endpoint::Prompt(p) => format!("“{}”", shorten(p, 30)),
+        crate::pipeline::ops::Endpoint::Image(path) => file_part(path),
     }
 }
 
 /// Work for the gallery's thread.
-enum Request {
+enum Work {
     Save { id: u64, path: PathBuf, picture: Picture, recipe: Recipe },
     Load { id: u64, path: PathBuf },
     Delete { path: PathBuf },
@@ -91,18 +95,18 @@ enum Reply {
     Deleted { path: PathBuf, error: Option<String> },
 }
 
-fn serve(requests: Receiver<Request>, replies: Sender<Reply>, ctx: Option<egui::Context>) {
+fn serve(requests: Receiver<Work>, replies: Sender<Reply>, ctx: Option<egui::Context>) {
     for r in requests {
         let reply = match r {
-            Request::Save { id, path, picture, recipe } => {
+            Work::Save { id, path, picture, recipe } => {
                 let saved = encode_png(&picture, Some(&recipe)).and_then(|bytes| crate::files::write_atomic(&path, &bytes));
                 Reply::Saved { id, error: saved.err() }
             }
-            Request::Load { id, path } => match std::fs::read(&path) {
+            Work::Load { id, path } => match std::fs::read(&path) {
                 Ok(bytes) => Reply::Loaded { id, recipe: read_recipe(&bytes), picture: decode_picture(&bytes) },
                 Err(e) => Reply::Loaded { id, recipe: None, picture: Err(e.to_string()) },
             },
-            Request::Delete { path } => {
+            Work::Delete { path } => {
                 let error = match std::fs::remove_file(&path) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => Some(format!("{}: {e}", path.display())),
                     _ => None,
@@ -125,7 +129,7 @@ pub struct Gallery {
     pub entries: Vec<Entry>,
     seq: u64,
     next_id: u64,
-    requests: Sender<Request>,
+    requests: Sender<Work>,
     replies: Receiver<Reply>,
     /// Joined on drop, so saves still queued finish before the app exits.
     thread: Option<std::thread::JoinHandle<()>>,
@@ -250,7 +254,7 @@ impl Gallery {
         let path = self.dir.join(format!("{millis:014}-{:04}.png", self.seq % 10_000));
         let id = self.next_id;
         self.next_id += 1;
-        let request = Request::Save { id, path: path.clone(), picture: picture.clone(), recipe: recipe.clone() };
+        let request = Work::Save { id, path: path.clone(), picture: picture.clone(), recipe: recipe.clone() };
         let sent = self.requests.send(request).is_ok();
         self.entries.insert(
             0,
@@ -273,7 +277,7 @@ impl Gallery {
         let Some(e) = self.entries.get(index) else { return };
         match e.path.clone() {
             Some(path) => {
-                let _ = self.requests.send(Request::Delete { path });
+                let _ = self.requests.send(Work::Delete { path });
             }
             None => {
                 self.entries.remove(index);
@@ -290,7 +294,7 @@ impl Gallery {
         match &e.path {
             Some(path) => {
                 e.load = Load::Pending;
-                if self.requests.send(Request::Load { id: e.id, path: path.clone() }).is_err() {
+                if self.requests.send(Work::Load { id: e.id, path: path.clone() }).is_err() {
                     e.load = Load::Done;
                     e.error = Some("the gallery's file thread is gone".into());
                 }

@@ -7,12 +7,15 @@ use std::path::PathBuf;
 use super::inputs::{Purpose, Slot, SourceImage};
 use super::panels::Action;
 use super::queue::{Origin, Pending};
-use super::settings::{EndKind, Mode, PROMPT_PREFIX};
+use super::settings::{EndKind, Mode};
 use super::worker::Job;
 use super::{UnclipApp, View};
-use crate::pipeline::StartLatent;
 use crate::pipeline::ops::Endpoint;
-use crate::recipe::{Operation, Recipe};
+use crate::pipeline::{Picture, Request, StartLatent};
+use crate::recipe::Recipe;
+
+/// An input image with the name its recipe records.
+type Named = (Picture, String);
 
 const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "PNG"];
 
@@ -230,15 +233,9 @@ impl UnclipApp {
             self.error(e);
             return;
         }
-        let ticket = self.queue.ticket();
         let label = format!("“{}” ×{}", short(&params.prompt), params.num_images);
-        self.queue.push(Pending {
-            job: Job::Generate { ticket: ticket.clone(), params: params.clone() },
-            ticket,
-            label,
-            op: Operation::Generate(params),
-            origin: Origin::Gallery,
-        });
+        let pending = self.pending(label, Request::Generate(params), Origin::Gallery);
+        self.queue.push(pending);
     }
 
     fn queue_vary(&mut self) {
@@ -252,39 +249,40 @@ impl UnclipApp {
             self.error(e);
             return;
         }
-        let ticket = self.queue.ticket();
         let label = format!("variations of {} ×{}", src.name, params.num_images);
-        self.queue.push(Pending {
-            job: Job::Vary { ticket: ticket.clone(), image: src.picture.clone(), params: params.clone() },
-            ticket,
-            label,
-            op: Operation::Variations { source: src.recipe_source(), params },
-            origin: Origin::Gallery,
-        });
+        let request = Request::Variations { source: (src.picture.clone(), src.recipe_source()), params };
+        let pending = self.pending(label, request, Origin::Gallery);
+        self.queue.push(pending);
     }
 
-    /// The job of the current mode's frame at θ, with its recipe; None (and a banner) when
-    /// an input is missing.
-    fn frame_job(&mut self, theta: f32, draft: bool) -> Option<(Job, Operation, String)> {
+    /// A queue entry for `request`, whose images carry the names their recipe records: the
+    /// worker gets the pictures, the recipe the names.
+    fn pending(&mut self, label: String, request: Request<Named>, origin: Origin) -> Pending {
+        let ticket = self.queue.ticket();
+        let (request, op) = request.split();
+        Pending { ticket: ticket.clone(), label, job: Job::Run { ticket, request }, op, origin }
+    }
+
+    /// The request of the current mode's frame at θ, with its queue label; None (and a
+    /// banner) when an input is missing.
+    fn frame_request(&mut self, theta: f32, draft: bool) -> Option<(Request<Named>, String)> {
         let params = if draft { self.settings.draft_params() } else { self.settings.decode_params(1) };
         if let Err(e) = params.validate() {
             self.error(e);
             return None;
         }
-        let ticket = self.queue.ticket();
         match self.settings.mode {
             Mode::Interpolate => {
-                let (a, a_name) = self.endpoint(Slot::InterpA)?;
-                let (b, b_name) = self.endpoint(Slot::InterpB)?;
+                let a = self.endpoint(Slot::InterpA)?;
+                let b = self.endpoint(Slot::InterpB)?;
                 let start = self.settings.interp.start;
                 let start = if matches!((&a, &b), (Endpoint::Image(_), Endpoint::Image(_))) {
                     start
                 } else {
                     StartLatent::Fixed
                 };
-                let op = Operation::Interpolate { a: a_name, b: b_name, theta, start, params: params.clone() };
                 let label = format!("interpolation θ {theta:.2}{}", if draft { " (draft)" } else { "" });
-                Some((Job::Interpolate { ticket, a, b, theta, start, params }, op, label))
+                Some((Request::Interpolate { a, b, theta, start, params }, label))
             }
             Mode::TextDiff => {
                 let Some(src) = self.slots.get(&Slot::TextDiffSource) else {
@@ -296,45 +294,35 @@ impl UnclipApp {
                     self.error("type the caption to move toward");
                     return None;
                 }
-                let op = Operation::TextDiff {
-                    source: src.recipe_source(),
-                    to: t.to.trim().to_string(),
-                    from: t.from.trim().to_string(),
-                    theta,
-                    params: params.clone(),
-                };
-                let job = Job::TextDiff {
-                    ticket,
-                    image: src.picture.clone(),
+                let request = Request::TextDiff {
+                    source: (src.picture.clone(), src.recipe_source()),
                     to: t.to.trim().to_string(),
                     from: t.from.trim().to_string(),
                     theta,
                     params,
                 };
                 let label = format!("text diff θ {theta:.2}{}", if draft { " (draft)" } else { "" });
-                Some((job, op, label))
+                Some((request, label))
             }
             Mode::Generate | Mode::Variations => None,
         }
     }
 
-    /// An interpolation end and how its recipe names it.
-    fn endpoint(&mut self, slot: Slot) -> Option<(Endpoint, String)> {
+    /// An interpolation end, an image carrying the name its recipe records.
+    fn endpoint(&mut self, slot: Slot) -> Option<Endpoint<Named>> {
         let (kind, prompt) = match slot {
             Slot::InterpA => (self.settings.interp.a_kind, self.settings.interp.a_prompt.trim().to_string()),
             _ => (self.settings.interp.b_kind, self.settings.interp.b_prompt.trim().to_string()),
         };
         let name = if slot == Slot::InterpA { "A" } else { "B" };
         match kind {
-            EndKind::Prompt if !prompt.is_empty() => {
-                Some((Endpoint::Prompt(prompt.clone()), format!("{PROMPT_PREFIX}{prompt}")))
-            }
+            EndKind::Prompt if !prompt.is_empty() => Some(Endpoint::Prompt(prompt)),
             EndKind::Prompt => {
                 self.error(format!("type prompt {name} first"));
                 None
             }
             EndKind::Image => match self.slots.get(&slot) {
-                Some(img) => Some((Endpoint::Image(img.picture.clone()), img.recipe_source())),
+                Some(img) => Some(Endpoint::Image((img.picture.clone(), img.recipe_source()))),
                 None => {
                     self.error(format!("drop or open image {name} first"));
                     None
@@ -352,9 +340,9 @@ impl UnclipApp {
             Mode::TextDiff => self.settings.text_diff.theta,
             _ => return,
         };
-        let Some((job, op, label)) = self.frame_job(theta, draft) else { return };
-        let ticket = job.ticket().cloned().unwrap_or_else(|| self.queue.ticket());
-        self.queue.set_live(Pending { ticket, label, job, op, origin: Origin::Frame { theta, draft } });
+        let Some((request, label)) = self.frame_request(theta, draft) else { return };
+        let pending = self.pending(label, request, Origin::Frame { theta, draft });
+        self.queue.set_live(pending);
         if !draft && self.queue.running_is_draft() {
             self.queue.cancel_running();
         }
@@ -365,10 +353,10 @@ impl UnclipApp {
         self.strip.clear();
         for k in 0..n {
             let theta = k as f32 / (n - 1) as f32;
-            let Some((job, op, _)) = self.frame_job(theta, false) else { return };
-            let ticket = job.ticket().cloned().unwrap_or_else(|| self.queue.ticket());
+            let Some((request, _)) = self.frame_request(theta, false) else { return };
             let label = format!("filmstrip frame {}/{n} (θ {theta:.2})", k + 1);
-            self.queue.push(Pending { ticket, label, job, op, origin: Origin::Strip { theta } });
+            let pending = self.pending(label, request, Origin::Strip { theta });
+            self.queue.push(pending);
         }
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::device::DevicePref;
+use crate::pipeline::ops::Endpoint;
 use crate::pipeline::{DecodeParams, GenerateParams, Sampler, Seeds, StageParams, StartLatent};
 use crate::recipe::Operation;
 
@@ -332,18 +333,18 @@ impl Settings {
                 self.interp.theta = theta.clamp(0.0, 1.0);
                 self.interp.start = *start;
                 decode(self, params);
-                for (text, slot, kind, prompt) in [
+                for (end, slot, kind, prompt) in [
                     (a, Slot::InterpA, &mut self.interp.a_kind, &mut self.interp.a_prompt),
                     (b, Slot::InterpB, &mut self.interp.b_kind, &mut self.interp.b_prompt),
                 ] {
-                    match text.strip_prefix(PROMPT_PREFIX) {
-                        Some(p) => {
+                    match end {
+                        Endpoint::Prompt(p) => {
                             *kind = EndKind::Prompt;
-                            *prompt = p.to_string();
+                            *prompt = p.clone();
                         }
-                        None => {
+                        Endpoint::Image(path) => {
                             *kind = EndKind::Image;
-                            sources.extend(file(text).map(|p| (slot, p)));
+                            sources.extend(file(path).map(|p| (slot, p)));
                         }
                     }
                 }
@@ -374,9 +375,6 @@ const MAX_RECENT: usize = 8;
 
 /// Longest prompt or caption kept from the settings file (CLIP reads 77 tokens).
 pub const MAX_TEXT: usize = 2000;
-
-/// How a prompt endpoint is written in an interpolation recipe (images are paths).
-pub const PROMPT_PREFIX: &str = "prompt: ";
 
 /// A seed from the clock, mixed (splitmix64) so consecutive calls differ in every bit.
 pub fn random_seed() -> u64 {

@@ -16,9 +16,8 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::device::{DevicePref, choose};
-use crate::pipeline::ops::Endpoint;
 use crate::pipeline::{
-    Control, DecodeParams, Engine, GenerateParams, Picture, PipelineError, Progress, Stage, StartLatent,
+    Control, Engine, Picture, PipelineError, Progress, Request, Stage,
 };
 
 pub type JobId = u64;
@@ -54,30 +53,10 @@ pub enum Job {
     /// Memory settings: network precision (components reload on next use when it changes)
     /// and whether each stage's networks are freed when it ends.
     SetMemory(Memory),
-    Generate {
+    /// Run an operation; its pictures come back as `Event::Done`.
+    Run {
         ticket: Ticket,
-        params: GenerateParams,
-    },
-    Vary {
-        ticket: Ticket,
-        image: Picture,
-        params: DecodeParams,
-    },
-    Interpolate {
-        ticket: Ticket,
-        a: Endpoint,
-        b: Endpoint,
-        theta: f32,
-        start: StartLatent,
-        params: DecodeParams,
-    },
-    TextDiff {
-        ticket: Ticket,
-        image: Picture,
-        to: String,
-        from: String,
-        theta: f32,
-        params: DecodeParams,
+        request: Request,
     },
     /// Fault injection: panics inside the job guard, to exercise the recovery path (tests).
     #[doc(hidden)]
@@ -91,11 +70,7 @@ pub enum Job {
 impl Job {
     pub fn ticket(&self) -> Option<&Ticket> {
         match self {
-            Job::Generate { ticket, .. }
-            | Job::Vary { ticket, .. }
-            | Job::Interpolate { ticket, .. }
-            | Job::TextDiff { ticket, .. }
-            | Job::Panic { ticket } => Some(ticket),
+            Job::Run { ticket, .. } | Job::Panic { ticket } => Some(ticket),
             Job::OpenModel { .. } | Job::SetDevice(_) | Job::SetMemory(_) | Job::Shutdown => None,
         }
     }
@@ -358,14 +333,7 @@ fn execute(engine: &mut Engine, job: Job, ticket: &Ticket, out: &Outbox) -> Resu
     };
     let mut ctl = Control::new(ticket.cancel.clone(), &mut sink);
     let generated = match job {
-        Job::Generate { params, .. } => engine.text_to_image(&params, &mut ctl)?,
-        Job::Vary { image, params, .. } => engine.variations(&image, &params, &mut ctl)?,
-        Job::Interpolate { a, b, theta, start, params, .. } => {
-            engine.interpolate(&a, &b, theta, start, &params, &mut ctl)?
-        }
-        Job::TextDiff { image, to, from, theta, params, .. } => {
-            engine.text_diff(&image, &to, &from, theta, &params, &mut ctl)?
-        }
+        Job::Run { request, .. } => engine.run(&request, &mut ctl)?,
         Job::Panic { .. } => panic!("fault injected by a test"),
         Job::OpenModel { .. } | Job::SetDevice(_) | Job::SetMemory(_) | Job::Shutdown => return Ok(Vec::new()),
     };

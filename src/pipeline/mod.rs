@@ -9,6 +9,7 @@ pub mod latent;
 pub mod noise;
 pub mod ops;
 pub mod params;
+pub mod request;
 pub mod stages;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use engine::Engine;
 pub use params::*;
+pub use request::{Request, PROMPT_PREFIX};
 
 use crate::diffusion::DiffusionError;
 use crate::model::ModelError;

@@ -20,13 +20,7 @@ pub struct Generated {
     pub embeddings: Vec<Vec<f32>>,
 }
 
-/// One end of an interpolation.
-#[derive(Debug, Clone)]
-pub enum Endpoint {
-    Image(Picture),
-    /// A caption, turned into an embedding by the prior (seeded by the decode seed).
-    Prompt(String),
-}
+pub use super::request::Endpoint;
 
 /// A DDIM-inverted image.
 #[derive(Debug, Clone)]
