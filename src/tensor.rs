@@ -70,13 +70,18 @@ pub fn tensor_from<const D: usize>(values: Vec<f32>, shape: [usize; D], device: 
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
-/// Reads a tensor back as f32, whatever its dtype on the device.
+/// Reads a tensor back as f32, whatever its float dtype on the device.
+///
+/// Every float dtype converts, so the failure branch is a backend fault; it yields NaN of
+/// the right length rather than a short vector, so the stage's finiteness check reports it
+/// as an error instead of a slice going out of bounds later.
 pub fn to_vec<const D: usize>(x: Tensor<D>) -> Vec<f32> {
+    let n = x.shape().num_elements();
     let data = x.into_data();
     match data.try_to_vec::<f32>() {
         Ok(v) => v,
         // f16/bf16 tensors convert through the data's own dtype conversion.
-        Err(_) => data.convert::<f32>().try_to_vec::<f32>().unwrap_or_default(),
+        Err(_) => data.convert::<f32>().try_to_vec::<f32>().unwrap_or_else(|_| vec![f32::NAN; n]),
     }
 }
 

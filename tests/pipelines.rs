@@ -259,7 +259,7 @@ fn interpolation_endpoints_and_middle_behave() {
         assert!((cos(m, &za) - cos(m, &zb)).abs() < 1e-4, "θ=0.5 is equidistant");
         // The inverted start latents are cached: the second run is all decoder work.
         let inv = e.interpolate(&a, &b, 0.25, StartLatent::Inverted, &p, ctl).unwrap();
-        assert_eq!(e.caches.inverted.len(), 2);
+        assert_eq!(e.caches().inverted.len(), 2);
         assert_eq!(inv.pictures.len(), 1);
     });
 }
@@ -425,17 +425,17 @@ fn f16_networks_match_their_f32_outputs_within_one_percent() {
         let enc = silent(|ctl| e.encode_prompt("a small red star on a blue background", ctl)).expect("encode");
         e.load_prior().unwrap();
         e.load_decoder().unwrap();
-        let prior = e.parts.prior.as_ref().unwrap();
+        let prior = e.parts().prior.as_ref().unwrap();
         assert_eq!(prior.proj_in.weight.val().dtype(), dtype);
         let dim = enc.embeds.dims()[1];
         let latents = common::tensor_of(unclip::bench::values(dim, 1), [1, dim], &device);
         let z = prior.forward(latents, 500.0, enc.embeds.clone(), enc.hidden.clone(), &[enc.mask.clone()]);
-        let tp = e.parts.text_proj.as_ref().unwrap();
+        let tp = e.parts().text_proj.as_ref().unwrap();
         let c = tp.forward(z.clone(), enc.embeds.clone(), enc.hidden.clone(), false);
         let ctx = Context::new(c.encoder_hidden_states, Some(mask_bias(&tp.context_mask(&[enc.mask.clone()]), &device)));
         let s = e.decoder_size();
         let x = common::tensor_of(unclip::bench::values(3 * s * s, 2), [1, 3, s, s], &device);
-        let eps = e.parts.decoder.as_ref().unwrap().forward(x, 500.0, Some(c.additive_clip_time_embeddings), Some(&ctx));
+        let eps = e.parts().decoder.as_ref().unwrap().forward(x, 500.0, Some(c.additive_clip_time_embeddings), Some(&ctx));
         vec![to_vec(enc.embeds), to_vec(enc.hidden), to_vec(z), to_vec(eps)]
     };
     let (full, half) = (run(burn::tensor::DType::F32), run(burn::tensor::DType::F16));
@@ -473,7 +473,7 @@ fn release_stages_frees_every_network_the_encoders_included() {
     silent(|ctl| e.text_to_image(&fixture_params(), ctl)).expect("generate");
     silent(|ctl| e.variations(&test_picture(), &DecodeParams { num_images: 1, seed: 0, decoder: stage(3, 8.0), super_res_steps: 2 }, ctl))
         .expect("variations");
-    let p = &e.parts;
+    let p = e.parts();
     assert!(p.text_encoder.is_none(), "text encoder kept");
     assert!(p.image_encoder.is_none(), "image encoder kept");
     assert!(p.prior.is_none() && p.decoder.is_none() && p.text_proj.is_none(), "a diffusion network kept");

@@ -196,7 +196,7 @@ impl Memory {
         if engine.dtype != dtype {
             // Loaded networks are in the old dtype; they load again on next use. The caches
             // hold f32 results (networks return f32), so they stay valid.
-            engine.parts = Default::default();
+            engine.unload();
             engine.dtype = dtype;
         }
         engine.release_stages = self.release_stages;

@@ -2,13 +2,13 @@
 //! (and optionally released after each stage), plus the caches that make scrubbing a
 //! slider cheap (prompt encodings, image embeddings, inverted latents).
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use burn::prelude::*;
 use burn::tensor::DType;
 
 use super::PipelineError;
+use super::cache::Lru;
 use crate::diffusion::unclip_scheduler::UnclipScheduler;
 use crate::model::clip_text::ClipTextModelWithProjection;
 use crate::model::clip_vision::ClipVisionModelWithProjection;
@@ -44,26 +44,36 @@ pub struct PromptEncoding {
     pub mask: Vec<bool>,
 }
 
-#[derive(Default)]
+/// What the engine remembers between runs, each bounded (least recently used first out).
 pub struct Caches {
-    pub prompts: HashMap<String, PromptEncoding>,
+    pub prompts: Lru<String, PromptEncoding>,
     /// Image embeddings by image content hash.
-    pub image_embeds: HashMap<u64, Vec<f32>>,
-    /// Inverted x_T by (image hash, steps, guidance bits).
-    pub inverted: HashMap<(u64, usize, u32), Vec<f32>>,
+    pub image_embeds: Lru<u64, Vec<f32>>,
+    /// Inverted latents by (image hash, steps, guidance bits).
+    pub inverted: Lru<(u64, usize, u32), Vec<f32>>,
     /// Prior samples for prompt endpoints of interpolations, by (prompt, seed): scrubbing θ
     /// between two prompts must not re-run the prior for every frame.
-    pub prompt_embeds: HashMap<(String, u64), Vec<f32>>,
+    pub prompt_embeds: Lru<(String, u64), Vec<f32>>,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        // Entries are small (an embedding, or a decoder-sized latent: 48 KB at Karlo's 64 px),
+        // so a few hundred cost megabytes at most.
+        Self { prompts: Lru::new(256), image_embeds: Lru::new(256), inverted: Lru::new(64), prompt_embeds: Lru::new(256) }
+    }
 }
 
 pub struct Engine {
     pub folder: ModelFolder,
     pub device: Device,
     pub dtype: DType,
-    pub parts: Parts,
-    pub caches: Caches,
+    pub(crate) parts: Parts,
+    pub(crate) caches: Caches,
     /// Drop each stage's networks when the stage ends (less memory, slower next run).
     pub release_stages: bool,
+    /// Output sides of the decoder and super-resolution, read from their configs once.
+    sizes: (usize, usize),
 }
 
 /// Borrow a loaded part or report the internal slip as an error rather than panicking.
@@ -80,14 +90,33 @@ pub(crate) use part;
 
 impl Engine {
     pub fn open(folder: &Path, device: Device) -> Result<Self, PipelineError> {
+        let folder = ModelFolder::open(folder)?;
+        let decoder = folder.sample_size("decoder").unwrap_or(64);
+        let super_res = folder.sample_size("super_res_first").unwrap_or(4 * decoder);
         Ok(Self {
-            folder: ModelFolder::open(folder)?,
+            folder,
             device,
             dtype: DType::F32,
             parts: Parts::default(),
             caches: Caches::default(),
             release_stages: false,
+            sizes: (decoder, super_res),
         })
+    }
+
+    /// The loaded components (for tools and tests that call a network directly).
+    pub fn parts(&self) -> &Parts {
+        &self.parts
+    }
+
+    pub fn caches(&self) -> &Caches {
+        &self.caches
+    }
+
+    /// Frees every loaded network (they reload on next use); the caches stay.
+    pub fn unload(&mut self) {
+        self.parts = Parts::default();
+        self.device.memory_cleanup();
     }
 
     pub fn load_tokenizer(&mut self) -> Result<(), PipelineError> {
@@ -201,11 +230,11 @@ impl Engine {
 
     /// Output side of the decoder (its `sample_size`, 64 for Karlo).
     pub fn decoder_size(&self) -> usize {
-        self.folder.sample_size("decoder").unwrap_or(64)
+        self.sizes.0
     }
 
     /// Output side of the super-resolution stage (`super_res_first.sample_size`).
     pub fn super_res_size(&self) -> usize {
-        self.folder.sample_size("super_res_first").unwrap_or(4 * self.decoder_size())
+        self.sizes.1
     }
 }

@@ -87,7 +87,7 @@ impl Engine {
     pub fn image_embedding(&mut self, image: &Picture, ctl: &mut Control) -> Result<Vec<f32>, PipelineError> {
         let key = picture_hash(image);
         if let Some(z) = self.caches.image_embeds.get(&key) {
-            return Ok(z.clone());
+            return Ok(z);
         }
         self.load_image_encoder()?;
         ctl.check()?;
@@ -138,8 +138,8 @@ impl Engine {
     pub fn invert_image(&mut self, image: &Picture, steps: usize, guidance: f32, ctl: &mut Control) -> Result<Inversion, PipelineError> {
         let key = (picture_hash(image), steps, guidance.to_bits());
         let size = self.decoder_size();
-        if let Some(x) = self.caches.inverted.get(&key) {
-            return Ok(Inversion { x_t: x.clone(), size });
+        if let Some(x_t) = self.caches.inverted.get(&key) {
+            return Ok(Inversion { x_t, size });
         }
         let z = self.image_embedding(image, ctl)?;
         let target = picture_to_tensor(image, size, &self.device)?;
@@ -183,7 +183,7 @@ impl Engine {
             Endpoint::Prompt(text) => {
                 let key = (text.clone(), p.seed);
                 if let Some(z) = self.caches.prompt_embeds.get(&key) {
-                    return Ok(z.clone());
+                    return Ok(z);
                 }
                 let prior = GenerateParams::default().prior;
                 let cond = self.text_batch(text, 1, ctl)?;

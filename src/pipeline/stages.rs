@@ -49,8 +49,8 @@ fn ensure_finite<const D: usize>(x: &Tensor<D>, stage: &'static str) -> Result<(
 impl Engine {
     /// Encodes one prompt (cached), warning when it had to be cut to the model's length.
     pub fn encode_prompt(&mut self, prompt: &str, ctl: &mut Control) -> Result<PromptEncoding, PipelineError> {
-        if let Some(hit) = self.caches.prompts.get(prompt) {
-            return Ok(hit.clone());
+        if let Some(hit) = self.caches.prompts.get(&prompt.to_string()) {
+            return Ok(hit);
         }
         self.load_text_encoder()?;
         ctl.check()?;

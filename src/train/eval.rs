@@ -272,7 +272,7 @@ fn generation_rows(e: &mut Engine, world: &World, samples: usize) -> Result<Repo
     let (mut du, mut dt, mut au, mut at) = (0.0, 0.0, Tally::default(), Tally::default());
     e.load_decoder().map_err(|err| err.to_string())?;
     let null = e
-        .parts
+        .parts()
         .text_proj
         .as_ref()
         .map(|tp| to_vec(tp.learned_classifier_free_guidance_embeddings.val()))
