@@ -20,8 +20,11 @@ run generate "a small blue circle on a yellow background in the bottom right cor
 
 # Variations (DDIM η = 1, as the paper's variations use η > 0).
 run vary "$out/src-red-star.png" -n 4 --sampler ddim --eta 1 --seed 7 --grid -o "$out/variations-red-star.png"
-# Interpolation between the two sources, from one fixed x_T.
+# Interpolation between the two sources, from one fixed x_T, and from their inverted latents
+# (the ends reconstruct the sources).
 run interpolate "$out/src-red-star.png" "$out/src-blue-circle.png" --frames 6 --sampler ddim --seed 8 --grid -o "$out/interpolation.png"
+run interpolate "$out/src-red-star.png" "$out/src-blue-circle.png" --frames 6 --sampler ddim --start inverted \
+  --decoder-guidance 2 --grid -o "$out/interpolation-inverted.png"
 # Text diff: push the red star toward "a blue star".
 run textdiff "$out/src-red-star.png" --from "a red star" --to "a blue star" --theta 0,0.1,0.2,0.3,0.4,0.5 \
   --sampler ddim --decoder-guidance 1 --grid -o "$out/textdiff-red-to-blue.png"

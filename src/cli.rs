@@ -588,6 +588,11 @@ fn train(a: &TrainArgs) -> Result<(), String> {
         vec![train_stage(a.stage.parse::<StageName>()?, &recipe, &out, &work, a.resume, false)?]
     };
     for s in summaries {
+        if !s.first_loss.is_finite() {
+            // Resumed at or past the recipe's last step: the weights were exported as they were.
+            println!("{:?}: no steps left to train; exported the checkpoint's weights", s.stage);
+            continue;
+        }
         println!(
             "{:?}: loss {:.4} -> {:.4} ({:.1}x lower) in {:.0} s{}",
             s.stage,

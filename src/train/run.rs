@@ -245,7 +245,7 @@ impl StageRun {
 
     pub fn finish(&self) {
         self.bar.finish();
-        if !self.quiet {
+        if !self.quiet && self.first_loss.is_some() {
             eprintln!(
                 "{}: loss {:.4} → {:.4} in {:.0} s",
                 self.name,
