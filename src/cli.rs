@@ -508,6 +508,11 @@ pub fn run(cli: Cli) -> Result<(), String> {
     if let Some(problem) = engine.folder.validate().into_iter().next() {
         return Err(problem);
     }
+    if cli.verbose {
+        let need = crate::pipeline::budget::gigabytes(engine.memory_estimate().peak(engine.release_stages));
+        eprintln!("memory: about {need} at most");
+    }
+    engine.check_memory().map_err(|e| e.to_string())?;
     let cancel = Arc::new(AtomicBool::new(false));
     let mut sink = progress_printer();
     let mut ctl = Control::new(cancel, &mut sink);

@@ -500,3 +500,19 @@ fn a_picture_inverted_with_the_shipped_model_decodes_back_to_itself() {
         }
     });
 }
+
+#[test]
+fn a_run_that_needs_more_memory_than_is_available_is_refused_with_what_would_fit() {
+    let mut e = engine();
+    let estimate = e.memory_estimate();
+    assert!(estimate.largest_stage > 0 && estimate.largest_stage < estimate.all_weights, "{estimate:?}");
+    // The tiny model's weights are the sum of its tensors, 4 bytes each in f32.
+    let decoder = e.folder.value_count("decoder").unwrap() + e.folder.value_count("text_proj").unwrap();
+    assert!(estimate.largest_stage >= 4 * decoder);
+    assert!(e.check_memory_against(Some(estimate.peak(false))).is_ok());
+    assert!(e.check_memory_against(None).is_ok(), "unknown available memory is not a refusal");
+    let err = e.check_memory_against(Some(estimate.peak(true) - 1)).unwrap_err().to_string();
+    assert!(err.contains("needs about") && err.contains("--dtype f16") && !err.contains('\n'), "{err}");
+    e.release_stages = true;
+    assert!(e.check_memory_against(Some(estimate.peak(true))).is_ok(), "freeing stages fits in the largest stage");
+}

@@ -199,7 +199,21 @@ impl UnclipApp {
             ui.label(format!("Model: {model}")).on_hover_text(self.model_folder.display().to_string());
             ui.separator();
             let mem = self.memory.rss().map(bytes).unwrap_or_else(|| "n/a".into());
-            ui.label(format!("Memory: {mem}")).on_hover_text("Resident memory of this process");
+            let label = ui.label(format!("Memory: {mem}"));
+            match &self.model {
+                ModelState::Ready { memory, .. } => {
+                    let estimate = memory[self.settings.half_precision as usize];
+                    let need = crate::pipeline::budget::gigabytes(estimate.peak(self.settings.release_stages));
+                    label.on_hover_text(format!(
+                        "Resident memory of this process; a run with the current memory settings needs about {need} \
+                         (Model menu: half precision, free memory between stages)"
+                    ));
+                    ui.label(format!("(needs ≈ {need})"));
+                }
+                _ => {
+                    label.on_hover_text("Resident memory of this process");
+                }
+            }
             if !self.queue.pending.is_empty() {
                 ui.separator();
                 ui.label(format!("{} waiting", self.queue.pending.len()));

@@ -53,6 +53,8 @@ pub enum ModelState {
         generate_off: Option<String>,
         /// Why variations, interpolation and text diffs are off (None: on).
         vary_off: Option<String>,
+        /// What the model needs with its networks in f32 and in f16.
+        memory: [crate::pipeline::budget::MemoryEstimate; 2],
     },
     Failed(String),
 }

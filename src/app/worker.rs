@@ -18,6 +18,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use crate::device::{DevicePref, choose};
 use crate::pipeline::{
     Control, Engine, Picture, PipelineError, Progress, Request, Stage,
+    budget::MemoryEstimate,
 };
 
 pub type JobId = u64;
@@ -90,6 +91,8 @@ pub enum Event {
         vary_off: Option<String>,
         /// Broken configs or weight files found up front, one line each.
         problems: Vec<String>,
+        /// What the model needs with its networks in f32 and in f16.
+        memory: [MemoryEstimate; 2],
     },
     /// Opening a folder (or choosing a device) failed; the message says why, in one line.
     ModelFailed {
@@ -231,6 +234,8 @@ impl State {
             Ok((engine, chosen)) => {
                 let (generate_off, vary_off) = (engine.folder.why_no_text_to_image(), engine.folder.why_no_image_operations());
                 let problems = engine.folder.validate();
+                let (full, half) =
+                    (engine.memory_estimate_at(burn::tensor::DType::F32), engine.memory_estimate_at(burn::tensor::DType::F16));
                 self.engine = Some(engine);
                 out.send(Event::ModelReady {
                     folder: folder.to_path_buf(),
@@ -239,6 +244,7 @@ impl State {
                     generate_off,
                     vary_off,
                     problems,
+                    memory: [full, half],
                 });
             }
             Err(message) => {
@@ -333,7 +339,11 @@ fn execute(engine: &mut Engine, job: Job, ticket: &Ticket, out: &Outbox) -> Resu
     };
     let mut ctl = Control::new(ticket.cancel.clone(), &mut sink);
     let generated = match job {
-        Job::Run { request, .. } => engine.run(&request, &mut ctl)?,
+        Job::Run { request, .. } => {
+            // Refused in one line before anything loads, rather than killed part-way.
+            engine.check_memory()?;
+            engine.run(&request, &mut ctl)?
+        }
         Job::Panic { .. } => panic!("fault injected by a test"),
         Job::OpenModel { .. } | Job::SetDevice(_) | Job::SetMemory(_) | Job::Shutdown => return Ok(Vec::new()),
     };

@@ -148,6 +148,12 @@ impl ModelFolder {
         weight_files(&self.dir(component), self.variant.as_deref())
     }
 
+    /// How many weight values `component` holds (None when the folder has no such part).
+    pub fn value_count(&self, component: &str) -> Option<u64> {
+        let w = self.weights(component).ok()?;
+        super::weights::value_count(&w, self.variant.as_deref()).ok()
+    }
+
     pub fn tokenizer(&self) -> Result<ClipTokenizer, ModelError> {
         ClipTokenizer::from_folder(&self.dir("tokenizer"))
     }

@@ -122,6 +122,27 @@ pub fn check_files(w: &WeightFiles) -> Result<(), ModelError> {
     Ok(())
 }
 
+/// How many values a component's weights hold, from the safetensors headers (exact) or, for
+/// PyTorch pickles, from the file sizes (2 bytes a value for an fp16 variant, else 4).
+pub fn value_count(w: &WeightFiles, variant: Option<&str>) -> Result<u64, ModelError> {
+    let mut total = 0u64;
+    for file in &w.files {
+        let bad = |message: String| ModelError::Weights { path: file.clone(), message };
+        total += match w.format {
+            WeightFormat::Safetensors => read_header(file)
+                .map_err(bad)?
+                .values()
+                .map(|e| e.shape.iter().map(|&d| d as u64).product::<u64>())
+                .sum::<u64>(),
+            WeightFormat::Pytorch => {
+                let bytes = std::fs::metadata(file).map_err(|e| bad(e.to_string()))?.len();
+                bytes / if variant.is_some_and(|v| v.contains("16")) { 2 } else { 4 }
+            }
+        };
+    }
+    Ok(total)
+}
+
 /// A torch.save file starts as a zip archive (torch ≥ 1.6) or a pickle stream (protocol 2+).
 fn check_pickle(file: &Path) -> Result<(), String> {
     use std::io::Read;

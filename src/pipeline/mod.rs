@@ -3,6 +3,7 @@
 //! reports progress with a preview of the current x̂₀ and checks a cancel flag before every
 //! network call.
 
+pub mod budget;
 pub mod cache;
 pub mod engine;
 pub mod images;
