@@ -18,11 +18,11 @@ run generate "a large purple cross on a white background" -n 4 --seed 4 --grid -
 run generate "a large red star on a white background" --seed 5 -o "$out/src-red-star.png"
 run generate "a small blue circle on a yellow background in the bottom right corner" --seed 6 -o "$out/src-blue-circle.png"
 
-# Variations (DDIM η = 1, as the paper's variations use η > 0).
-run vary "$out/src-red-star.png" -n 4 --sampler ddim --eta 1 --seed 7 --grid -o "$out/variations-red-star.png"
+# Variations at the defaults (the model's own sampler; DDIM at guidance 8 washes its colours out).
+run vary "$out/src-red-star.png" -n 4 --seed 7 --grid -o "$out/variations-red-star.png"
 # Interpolation between the two sources, from one fixed x_T, and from their inverted latents
 # (the ends reconstruct the sources).
-run interpolate "$out/src-red-star.png" "$out/src-blue-circle.png" --frames 6 --sampler ddim --seed 8 --grid -o "$out/interpolation.png"
+run interpolate "$out/src-red-star.png" "$out/src-blue-circle.png" --frames 6 --seed 8 --grid -o "$out/interpolation.png"
 run interpolate "$out/src-red-star.png" "$out/src-blue-circle.png" --frames 6 --sampler ddim --start inverted \
   --decoder-guidance 2 --grid -o "$out/interpolation-inverted.png"
 # Text diff: push the red star toward "a blue star".
