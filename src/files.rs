@@ -99,40 +99,54 @@ fn link_unnamed(_: &File, _: &Path, _: &std::ffi::OsStr) -> io::Result<PathBuf> 
     Err(io::Error::other("unnamed temp files exist only on Linux"))
 }
 
-/// Writes files on its own thread, so a UI thread hands over bytes and never waits on the
-/// disk. Errors come back through [`BackgroundWriter::errors`]; dropping the writer waits for
-/// the writes still queued (so a save at exit completes).
+/// The bytes of a queued write, made on the writer's thread (e.g. a PNG encoding).
+type Produce = Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>;
+
+/// Writes files on its own thread, so a UI thread hands over bytes (or the work that makes
+/// them) and never waits on the disk. Outcomes come back through
+/// [`BackgroundWriter::finished`]; dropping the writer waits for the writes still queued (so a
+/// save at exit completes).
 pub struct BackgroundWriter {
-    tx: Option<crossbeam_channel::Sender<(PathBuf, Vec<u8>)>>,
-    errors: crossbeam_channel::Receiver<String>,
+    tx: Option<crossbeam_channel::Sender<(PathBuf, Produce)>>,
+    done: crossbeam_channel::Receiver<(PathBuf, Result<(), String>)>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl BackgroundWriter {
     pub fn new(name: &str) -> Self {
-        let (tx, rx) = crossbeam_channel::unbounded::<(PathBuf, Vec<u8>)>();
-        let (etx, errors) = crossbeam_channel::unbounded();
+        let (tx, rx) = crossbeam_channel::unbounded::<(PathBuf, Produce)>();
+        let (done_tx, done) = crossbeam_channel::unbounded();
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
-                for (path, bytes) in rx {
-                    if let Err(e) = write_atomic(&path, &bytes) {
-                        let _ = etx.send(e);
-                    }
+                for (path, produce) in rx {
+                    let result = produce().and_then(|bytes| write_atomic(&path, &bytes));
+                    let _ = done_tx.send((path, result));
                 }
             })
             .ok();
-        Self { tx: Some(tx), errors, thread }
+        Self { tx: Some(tx), done, thread }
     }
 
     /// Queues a write; false when the thread is gone (then nothing is written).
     pub fn write(&self, path: &Path, bytes: Vec<u8>) -> bool {
-        self.thread.is_some() && self.tx.as_ref().is_some_and(|tx| tx.send((path.to_path_buf(), bytes)).is_ok())
+        self.write_with(path, move || Ok(bytes))
     }
 
-    /// Errors of finished writes, one line each.
+    /// Queues a write whose bytes `produce` makes on the writer's thread.
+    pub fn write_with(&self, path: &Path, produce: impl FnOnce() -> Result<Vec<u8>, String> + Send + 'static) -> bool {
+        self.thread.is_some()
+            && self.tx.as_ref().is_some_and(|tx| tx.send((path.to_path_buf(), Box::new(produce))).is_ok())
+    }
+
+    /// Writes finished since the last call, with how each ended.
+    pub fn finished(&self) -> Vec<(PathBuf, Result<(), String>)> {
+        self.done.try_iter().collect()
+    }
+
+    /// Errors of finished writes, one line each (successes are dropped).
     pub fn errors(&self) -> Vec<String> {
-        self.errors.try_iter().collect()
+        self.finished().into_iter().filter_map(|(_, r)| r.err()).collect()
     }
 }
 
@@ -200,5 +214,25 @@ mod tests {
         assert!(p.is_dir(), "the folder is untouched");
         assert_eq!(listing(&d), vec!["settings.json"], "no temp file is left behind");
         std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_save_made_on_the_writer_thread_reports_how_it_ended_and_a_failed_one_keeps_the_old_file() {
+        let d = scratch("write-with");
+        let path = d.join("picture.png");
+        std::fs::write(&path, b"old").unwrap();
+        let w = BackgroundWriter::new("test-writer");
+        assert!(w.write_with(&path, || Err("encoding failed".into())));
+        assert!(w.write_with(&d.join("other.png"), || Ok(b"new".to_vec())));
+        let mut done = Vec::new();
+        while done.len() < 2 {
+            done.extend(w.finished());
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(done[0], (path.clone(), Err("encoding failed".to_string())));
+        assert_eq!(done[1], (d.join("other.png"), Ok(())));
+        assert_eq!(std::fs::read(&path).unwrap(), b"old", "a failed save leaves the old file");
+        assert_eq!(listing(&d), vec!["other.png".to_string(), "picture.png".to_string()], "no temp file left");
+        std::fs::remove_dir_all(&d).ok();
     }
 }

@@ -211,9 +211,20 @@ impl UnclipApp {
         else {
             return;
         };
-        match crate::image_io::save_png(&path, pic, recipe) {
-            Ok(()) => self.last_status = format!("Saved {}", path.display()),
-            Err(e) => self.error(format!("not saved: {e}")),
+        // Encoded and written on the export thread; `poll_exports` reports how it ended.
+        let (pic, recipe) = (pic.clone(), recipe.cloned());
+        if !self.exports.write_with(&path, move || crate::image_io::encode_png(&pic, recipe.as_ref())) {
+            self.error("not saved: the export thread is gone");
+        }
+    }
+
+    /// Reports finished "Save as…" writes.
+    pub(crate) fn poll_exports(&mut self) {
+        for (path, result) in self.exports.finished() {
+            match result {
+                Ok(()) => self.last_status = format!("Saved {}", path.display()),
+                Err(e) => self.error(format!("{} not saved: {e}", path.display())),
+            }
         }
     }
 

@@ -162,6 +162,8 @@ pub struct UnclipApp {
     hub_models: Arc<Mutex<Vec<crate::model::hub::CachedPipeline>>>,
     /// Writes settings.json off the UI thread.
     settings_writer: crate::files::BackgroundWriter,
+    /// "Save as…" encodes and writes here.
+    exports: crate::files::BackgroundWriter,
 }
 
 /// Progress of a `--smoke` run.
@@ -218,6 +220,7 @@ impl UnclipApp {
             smoke: config.smoke.clone().map(|prompt| Smoke { prompt, queued: false, done_at: None }),
             hub_models: Arc::new(Mutex::new(Vec::new())),
             settings_writer: crate::files::BackgroundWriter::new("settings-writer"),
+            exports: crate::files::BackgroundWriter::new("export-writer"),
         };
         {
             let (list, ctx) = (app.hub_models.clone(), ctx.clone());
@@ -418,6 +421,7 @@ impl eframe::App for UnclipApp {
             ui.ctx().request_repaint_after(Duration::from_millis(250));
         }
         self.save_settings(false);
+        self.poll_exports();
     }
 
     fn save(&mut self, _storage: &mut dyn eframe::Storage) {
