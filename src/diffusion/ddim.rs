@@ -14,6 +14,12 @@ pub struct Ddim {
     pub use_clipped_model_output: bool,
 }
 
+/// The model output's prediction channels: a learned-variance model's extra channels dropped.
+fn prediction_channels<const D: usize>(model_output: Tensor<D>, sample: &Tensor<D>) -> Tensor<D> {
+    let channels = sample.dims()[1];
+    if model_output.dims()[1] > channels { model_output.narrow(1, 0, channels) } else { model_output }
+}
+
 impl Ddim {
     fn alpha_bar(&self, t: Option<usize>) -> f32 {
         t.map(|t| self.alphas_cumprod[t]).unwrap_or(1.0)
@@ -44,8 +50,7 @@ impl Ddim {
         if t >= self.alphas_cumprod.len() {
             return Err(DiffusionError::Steps(format!("timestep {t} out of range")));
         }
-        let channels = sample.dims()[1];
-        let pred = if model_output.dims()[1] > channels { model_output.narrow(1, 0, channels) } else { model_output };
+        let pred = prediction_channels(model_output, &sample);
         let ab_t = self.alpha_bar(Some(t));
         let ab_prev = self.alpha_bar(prev);
         let sample_for_eps = sample.clone();
@@ -79,8 +84,7 @@ impl Ddim {
         to: usize,
         sample: Tensor<D>,
     ) -> Tensor<D> {
-        let channels = sample.dims()[1];
-        let pred = if model_output.dims()[1] > channels { model_output.narrow(1, 0, channels) } else { model_output };
+        let pred = prediction_channels(model_output, &sample);
         let ab_from = self.alpha_bar(from);
         let ab_to = self.alpha_bar(Some(to));
         let (x0, eps) = self.prediction.x0_and_eps(pred, sample, ab_from);
@@ -102,8 +106,7 @@ impl Ddim {
         sample: Tensor<D>,
         at: Tensor<D>,
     ) -> Tensor<D> {
-        let channels = sample.dims()[1];
-        let pred = if model_output.dims()[1] > channels { model_output.narrow(1, 0, channels) } else { model_output };
+        let pred = prediction_channels(model_output, &sample);
         let ab_from = self.alpha_bar(from);
         let ab_to = self.alpha_bar(Some(to));
         // ε (and x̂₀) as the sampling step at `to` sees them, from the guess `at`.
