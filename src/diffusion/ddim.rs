@@ -85,13 +85,17 @@ impl Ddim {
         sample: Tensor<D>,
     ) -> Tensor<D> {
         let pred = prediction_channels(model_output, &sample);
-        let ab_from = self.alpha_bar(from);
-        let ab_to = self.alpha_bar(Some(to));
-        let (x0, eps) = self.prediction.x0_and_eps(pred, sample, ab_from);
+        let (x0, eps) = self.prediction.x0_and_eps(pred, sample, self.alpha_bar(from));
+        self.noised_to(x0, eps, to)
+    }
+
+    /// x̂₀ (clipped if `clip_sample` is set) noised with ε to the level of `to`.
+    fn noised_to<const D: usize>(&self, x0: Tensor<D>, eps: Tensor<D>, to: usize) -> Tensor<D> {
         let x0 = match self.clip_sample {
             Some(r) => x0.clamp(-r, r),
             None => x0,
         };
+        let ab_to = self.alpha_bar(Some(to));
         x0.mul_scalar(ab_to.sqrt()) + eps.mul_scalar((1.0 - ab_to).sqrt())
     }
 
@@ -107,13 +111,12 @@ impl Ddim {
         at: Tensor<D>,
     ) -> Tensor<D> {
         let pred = prediction_channels(model_output, &sample);
+        // ε as the sampling step at `to` sees it, from the guess `at`.
+        let (_, eps) = self.prediction.x0_and_eps(pred, at, self.alpha_bar(Some(to)));
+        // Sampling (η = 0) lands on sample = √ᾱ_from·x̂₀ + √(1−ᾱ_from)·ε: the x̂₀ that needs,
+        // noised with the same ε to `to`, is the x_to sought.
         let ab_from = self.alpha_bar(from);
-        let ab_to = self.alpha_bar(Some(to));
-        // ε (and x̂₀) as the sampling step at `to` sees them, from the guess `at`.
-        let (_, eps) = self.prediction.x0_and_eps(pred, at, ab_to);
-        // Sampling (η = 0): sample = √ᾱ_from·x̂₀ + √(1−ᾱ_from)·ε with x̂₀ = (x_to − √(1−ᾱ_to)·ε)/√ᾱ_to.
-        // Solved for x_to.
         let x0_needed = (sample - eps.clone().mul_scalar((1.0 - ab_from).sqrt())).div_scalar(ab_from.sqrt());
-        x0_needed.mul_scalar(ab_to.sqrt()) + eps.mul_scalar((1.0 - ab_to).sqrt())
+        self.noised_to(x0_needed, eps, to)
     }
 }

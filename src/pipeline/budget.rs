@@ -52,11 +52,13 @@ impl Engine {
     /// The estimate for this folder with its networks in `dtype`.
     pub fn memory_estimate_at(&self, dtype: DType) -> MemoryEstimate {
         let bytes_per_value = if dtype == DType::F16 { 2 } else { 4 };
-        let size = |component: &str| self.folder.value_count(component).unwrap_or(0) * bytes_per_value;
-        let stage = |parts: &[&str]| parts.iter().map(|c| size(c)).sum::<u64>();
+        let values = self.stage_values.get_or_init(|| {
+            let count = |component: &&str| self.folder.value_count(component).unwrap_or(0);
+            STAGES.iter().map(|parts| parts.iter().map(count).sum()).collect()
+        });
         MemoryEstimate {
-            all_weights: STAGES.iter().map(|s| stage(s)).sum(),
-            largest_stage: STAGES.iter().map(|s| stage(s)).max().unwrap_or(0),
+            all_weights: values.iter().sum::<u64>() * bytes_per_value,
+            largest_stage: values.iter().copied().max().unwrap_or(0) * bytes_per_value,
         }
     }
 

@@ -44,10 +44,6 @@ impl<K: Eq + Hash + Clone, V: Clone> Lru<K, V> {
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
-
-    pub fn clear(&mut self) {
-        self.map.clear();
-    }
 }
 
 #[cfg(test)]

@@ -74,6 +74,9 @@ pub struct Engine {
     pub release_stages: bool,
     /// Output sides of the decoder and super-resolution, read from their configs once.
     sizes: (usize, usize),
+    /// Weight values per memory stage (`budget`), read from the weight headers on first use:
+    /// the check before every run must not re-read them.
+    pub(super) stage_values: std::sync::OnceLock<Vec<u64>>,
 }
 
 /// Borrow a loaded part or report the internal slip as an error rather than panicking.
@@ -101,6 +104,7 @@ impl Engine {
             caches: Caches::default(),
             release_stages: false,
             sizes: (decoder, super_res),
+            stage_values: std::sync::OnceLock::new(),
         })
     }
 

@@ -357,10 +357,12 @@ fn generation_rows(e: &mut Engine, world: &World, samples: usize) -> Result<Repo
 
 /// Text diffs and interpolation, which decode from inverted latents.
 fn edit_rows(e: &mut Engine, world: &World, samples: usize) -> Result<Report, String> {
-    let mut r = Report::default();
     // 4. Text diffs: "a red X" → "a blue X" flips the colour and keeps the shape, at several
     //    strengths up to θ = 0.5.
-    r.text_diff = TEXT_DIFF_THETAS.iter().map(|&t| (t, Tally::default())).collect();
+    let mut r = Report {
+        text_diff: TEXT_DIFF_THETAS.iter().map(|&t| (t, Tally::default())).collect(),
+        ..Report::default()
+    };
     let mut tried = 0;
     let mut k = 0u64;
     let decode = DecodeParams {

@@ -2,13 +2,13 @@
 //! two can be compared bit for bit. Not a cargo target (it lives in a subdirectory of
 //! tests/); build it by hand:
 //!
-//!     rustc --edition 2024 -O tests/reference/dump_math.rs -o /tmp/dump_math
-//!     /tmp/dump_math > /tmp/rust_dump.txt
-//!     python tests/reference/check_math.py all --compare /tmp/rust_dump.txt
+//!     rustc --edition 2024 -O tests/reference/dump_math.rs -o target/dump_math
+//!     target/dump_math > target/rust_dump.txt
+//!     python tests/reference/check_math.py all --compare target/rust_dump.txt
 //!
-//!     /tmp/dump_math default > /tmp/rust_dump_default.txt
+//!     target/dump_math default > target/rust_dump_default.txt
 //!     ATEN_CPU_CAPABILITY=default python tests/reference/check_math.py all \
-//!         --compare /tmp/rust_dump_default.txt
+//!         --compare target/rust_dump_default.txt
 
 #[path = "../../src/imaging/resample.rs"]
 #[allow(dead_code)]
