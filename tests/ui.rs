@@ -474,3 +474,54 @@ fn opening_the_app_with_two_images_sets_up_an_interpolation_between_them() {
     assert_eq!(h.state().settings().interp.a_kind, EndKind::Image);
     assert_eq!(h.state().settings().interp.b_kind, EndKind::Image);
 }
+
+#[test]
+fn choosing_the_autoregressive_prior_in_sampling_settings_generates_with_it() {
+    let dir = TempDir::new("ar-prior");
+    // The tiny fixture has only the diffusion prior: no choice is offered.
+    let h = open_app(dir.path());
+    assert!(h.query_by_label("Prior").is_none(), "no prior choice without an autoregressive prior");
+    drop(h);
+
+    // The built-in model has both.
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets").join("model");
+    let mut h = launch(config(dir.path(), shipped));
+    {
+        let s = h.state_mut().settings_mut();
+        s.decoder.steps = 3;
+        s.super_res_steps = 0;
+    }
+    wait_until(&mut h, "the built-in model to open", |h| h.state().model_ready());
+    let prior_steps = |h: &App| h.query_by_role_and_label(egui::accesskit::Role::Slider, "Prior steps").is_some();
+    assert!(prior_steps(&h));
+    h.get_by_label("Prior").click();
+    h.run();
+    h.get_by_label("Autoregressive").click();
+    h.run();
+    assert_eq!(h.state().settings().prior_kind, unclip::pipeline::PriorKind::Autoregressive);
+    // Its own knobs replace the diffusion prior's steps and sampler.
+    assert!(!prior_steps(&h));
+    slider(&h, "Prior temperature").set_value_accesskit(0.7);
+    h.run();
+    assert_eq!(h.state().settings().temperature, 0.7);
+
+    type_into(&mut h, "Prompt", "a green star");
+    h.get_by_label("Generate").click();
+    h.step();
+    wait_until(&mut h, "a result from the autoregressive prior", |h| idle(h) && results(h, "“a green star”") == 1);
+    assert_eq!(h.state().banner_text(), None);
+    wait_until(&mut h, "the PNG in the gallery folder", |h| pngs_in(h.state().gallery_dir()) == 1);
+    let png = std::fs::read_dir(h.state().gallery_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "png"))
+        .unwrap();
+    let recipe = unclip::image_io::read_recipe(&std::fs::read(png).unwrap()).expect("recipe");
+    match recipe.operation {
+        unclip::recipe::Operation::Generate(p) => {
+            assert_eq!((p.prior_kind, p.temperature), (unclip::pipeline::PriorKind::Autoregressive, 0.7))
+        }
+        other => panic!("wrong operation {other:?}"),
+    }
+}

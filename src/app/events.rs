@@ -40,9 +40,9 @@ impl UnclipApp {
 
     fn on_event(&mut self, ctx: &egui::Context, e: Event) {
         match e {
-            Event::ModelReady { folder, device, is_gpu, generate_off, vary_off, problems, memory } => {
+            Event::ModelReady { folder, device, is_gpu, generate_off, vary_off, problems, memory, ar_prior } => {
                 self.model_folder = folder;
-                self.model = ModelState::Ready { device, is_gpu, generate_off, vary_off, memory };
+                self.model = ModelState::Ready { device, is_gpu, generate_off, vary_off, memory, ar_prior };
                 if let Some(first) = problems.first() {
                     let more = if problems.len() > 1 { format!(" (and {} more)", problems.len() - 1) } else { String::new() };
                     self.error(format!("this model folder has a problem: {first}{more}"));

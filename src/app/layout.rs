@@ -235,7 +235,7 @@ impl UnclipApp {
         };
         actions.append(&mut acts);
         ui.separator();
-        controls::show(ui, s);
+        controls::show(ui, s, self.model.has_ar_prior());
     }
 
     fn results(&mut self, ui: &mut egui::Ui, actions: &mut Vec<Action>) {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::DevicePref;
 use crate::pipeline::ops::Endpoint;
-use crate::pipeline::{DecodeParams, GenerateParams, Sampler, Seeds, StageParams, StartLatent};
+use crate::pipeline::{DecodeParams, GenerateParams, PriorKind, Sampler, Seeds, StageParams, StartLatent};
 use crate::recipe::Operation;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -93,6 +93,10 @@ pub struct Settings {
     pub num_images: usize,
     pub best_of: usize,
     pub prior: StageParams,
+    /// Diffusion or autoregressive prior (offered when the model has both).
+    pub prior_kind: PriorKind,
+    /// The autoregressive prior's temperature.
+    pub temperature: f32,
     pub decoder: StageParams,
     pub super_res_steps: usize,
     /// The prior's seed, and the seed of the decode-only operations.
@@ -140,6 +144,8 @@ impl Default for Settings {
             num_images: 1,
             best_of: 1,
             prior: g.prior,
+            prior_kind: g.prior_kind,
+            temperature: g.temperature,
             decoder: g.decoder,
             super_res_steps: g.super_res_steps,
             seed: 0,
@@ -217,6 +223,11 @@ impl Settings {
             s.guidance = if s.guidance.is_finite() { s.guidance.clamp(0.0, crate::pipeline::MAX_GUIDANCE) } else { 1.0 };
             s.eta = if s.eta.is_finite() { s.eta.clamp(0.0, 1.0) } else { 0.0 };
         }
+        self.temperature = if self.temperature.is_finite() {
+            self.temperature.clamp(0.05, crate::pipeline::params::MAX_TEMPERATURE)
+        } else {
+            1.0
+        };
         let unit = |t: f32| if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.5 };
         self.interp.theta = unit(self.interp.theta);
         self.text_diff.theta = unit(self.text_diff.theta);
@@ -247,6 +258,9 @@ impl Settings {
             decoder: as_run(self.decoder),
             super_res_steps: self.super_res_steps,
             best_of: self.best_of,
+            prior_kind: self.prior_kind,
+            // The slider's value is kept for when the autoregressive prior is chosen again.
+            temperature: if self.prior_kind == PriorKind::Autoregressive { self.temperature } else { 1.0 },
         }
     }
 
@@ -311,6 +325,8 @@ impl Settings {
                 self.num_images = g.num_images.clamp(1, 16);
                 self.best_of = g.best_of.clamp(1, 16);
                 self.prior = g.prior;
+                self.prior_kind = g.prior_kind;
+                self.temperature = g.temperature;
                 self.decoder = g.decoder;
                 self.super_res_steps = g.super_res_steps;
                 // Not yet "used": the next run makes the same picture again.

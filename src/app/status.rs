@@ -55,6 +55,8 @@ pub enum ModelState {
         vary_off: Option<String>,
         /// What the model needs with its networks in f32 and in f16.
         memory: [crate::pipeline::budget::MemoryEstimate; 2],
+        /// The model has the autoregressive prior beside the diffusion one.
+        ar_prior: bool,
     },
     Failed(String),
 }
@@ -62,6 +64,9 @@ pub enum ModelState {
 impl ModelState {
     pub fn can_generate(&self) -> bool {
         matches!(self, ModelState::Ready { generate_off: None, .. })
+    }
+    pub fn has_ar_prior(&self) -> bool {
+        matches!(self, ModelState::Ready { ar_prior: true, .. })
     }
     pub fn can_vary(&self) -> bool {
         matches!(self, ModelState::Ready { vary_off: None, .. })

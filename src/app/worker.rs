@@ -93,6 +93,8 @@ pub enum Event {
         problems: Vec<String>,
         /// What the model needs with its networks in f32 and in f16.
         memory: [MemoryEstimate; 2],
+        /// The folder also has the autoregressive prior.
+        ar_prior: bool,
     },
     /// Opening a folder (or choosing a device) failed; the message says why, in one line.
     ModelFailed {
@@ -234,6 +236,7 @@ impl State {
             Ok((engine, chosen)) => {
                 let (generate_off, vary_off) = (engine.folder.why_no_text_to_image(), engine.folder.why_no_image_operations());
                 let problems = engine.folder.validate();
+                let engine_ar_prior = engine.folder.has_ar_prior();
                 let (full, half) =
                     (engine.memory_estimate_at(burn::tensor::DType::F32), engine.memory_estimate_at(burn::tensor::DType::F16));
                 self.engine = Some(engine);
@@ -245,6 +248,7 @@ impl State {
                     vary_off,
                     problems,
                     memory: [full, half],
+                    ar_prior: engine_ar_prior,
                 });
             }
             Err(message) => {

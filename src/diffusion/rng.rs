@@ -189,6 +189,14 @@ impl TorchGenerator {
         Ok(self.draw(numel))
     }
 
+    /// A uniform number in [0, 1) with 53 random bits, from the same stream (for sampling
+    /// tokens; no diffusers path draws these, so they follow no torch formula).
+    pub fn uniform(&mut self) -> f64 {
+        let hi = (self.engine.next_u32() >> 5) as u64;
+        let lo = (self.engine.next_u32() >> 6) as u64;
+        ((hi << 26) | lo) as f64 / (1u64 << 53) as f64
+    }
+
     /// `torch.randn(n, generator=g)`: a 1-D draw of `n` float32 normals.
     pub fn randn_n(&mut self, n: usize) -> Result<Vec<f32>, RngError> {
         if n > MAX_ELEMS {

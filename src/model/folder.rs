@@ -8,6 +8,7 @@ use burn::tensor::DType;
 use super::clip_text::ClipTextModelWithProjection;
 use super::clip_vision::ClipVisionModelWithProjection;
 use super::config::{self, ImageProcessorConfig, SchedulerConfig};
+use super::ar_prior::ArPrior;
 use super::prior::PriorTransformer;
 use super::text_proj::UnCLIPTextProjModel;
 use super::tokenizer::ClipTokenizer;
@@ -179,6 +180,25 @@ impl ModelFolder {
     pub fn prior(&self, device: &Device, dtype: DType) -> Result<PriorTransformer, ModelError> {
         let cfg = config::read_config(&self.config_path("prior"))?;
         load_into(PriorTransformer::init(&cfg, device)?, &self.weights("prior")?, dtype)
+    }
+
+    /// Whether the folder also has the autoregressive prior (`ar_prior/`, this project's own
+    /// component; diffusers ignores it).
+    pub fn has_ar_prior(&self) -> bool {
+        self.root.join("ar_prior").join("config.json").is_file()
+    }
+
+    pub fn ar_prior(&self, device: &Device, dtype: DType) -> Result<ArPrior, ModelError> {
+        let cfg: super::ar_prior::ArPriorConfig = config::read_config(&self.config_path("ar_prior"))?;
+        let weights = self.weights("ar_prior")?;
+        let stored = super::weights::value_count(&weights, self.variant.as_deref())?;
+        if stored != cfg.value_count() {
+            return Err(ModelError::Config {
+                path: self.config_path("ar_prior"),
+                message: format!("describes {} weight values, the weights file holds {stored}", cfg.value_count()),
+            });
+        }
+        load_into(ArPrior::init(&cfg, device)?, &weights, dtype)
     }
 
     pub fn text_proj(&self, device: &Device, dtype: DType) -> Result<UnCLIPTextProjModel, ModelError> {

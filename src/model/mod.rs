@@ -1,6 +1,8 @@
 //! The networks of unCLIP, one file per diffusers/transformers component, and the loading
 //! of a diffusers-layout model folder.
 
+pub mod ar_codebook;
+pub mod ar_prior;
 pub mod attention;
 pub mod clip_encoder;
 pub mod clip_text;

@@ -29,6 +29,21 @@ pub struct BasicTransformerBlock {
 }
 
 impl BasicTransformerBlock {
+    /// A block of width `heads · head_dim` with a 4× feed-forward.
+    pub fn init(heads: usize, head_dim: usize, device: &Device) -> Self {
+        let inner = heads * head_dim;
+        let ln = || LayerNormConfig::new(inner).init(device);
+        Self {
+            norm1: ln(),
+            attn1: Attention::init(inner, heads, head_dim, true, device),
+            norm3: ln(),
+            ff: FeedForward {
+                net_0_proj: LinearConfig::new(inner, 4 * inner).init(device),
+                net_2: LinearConfig::new(4 * inner, inner).init(device),
+            },
+        }
+    }
+
     pub fn forward(&self, x: Tensor<3>, bias: Option<Tensor<4>>) -> Tensor<3> {
         let x = x.clone() + self.attn1.forward(self.norm1.forward(x), bias);
         let h = self.ff.net_2.forward(gelu_erf(self.ff.net_0_proj.forward(self.norm3.forward(x.clone()))));
@@ -86,15 +101,7 @@ impl PriorTransformer {
             positional_embedding: Param::from_tensor(Tensor::zeros([1, tokens, inner], device)),
             prd_embedding: Param::from_tensor(Tensor::zeros([1, 1, inner], device)),
             transformer_blocks: (0..c.num_layers)
-                .map(|_| BasicTransformerBlock {
-                    norm1: ln(),
-                    attn1: Attention::init(inner, c.num_attention_heads, c.attention_head_dim, true, device),
-                    norm3: ln(),
-                    ff: FeedForward {
-                        net_0_proj: LinearConfig::new(inner, 4 * inner).init(device),
-                        net_2: LinearConfig::new(4 * inner, inner).init(device),
-                    },
-                })
+                .map(|_| BasicTransformerBlock::init(c.num_attention_heads, c.attention_head_dim, device))
                 .collect(),
             norm_out: ln(),
             proj_to_clip_embeddings: LinearConfig::new(inner, c.clip_embed_dim()).init(device),
@@ -145,7 +152,7 @@ impl PriorTransformer {
         let [_, n, _] = seq.dims();
         let mut h = seq + self.positional_embedding.val().narrow(1, 0, n);
 
-        let bias = self.attention_bias(text_mask, n, &device).cast(dtype);
+        let bias = causal_text_bias(text_mask, n, &device).cast(dtype);
         for block in &self.transformer_blocks {
             h = block.forward(h, Some(bias.clone()));
         }
@@ -154,29 +161,30 @@ impl PriorTransformer {
         self.proj_to_clip_embeddings.forward(last).cast(burn::tensor::DType::F32)
     }
 
-    /// The reference's additive mask: −10000 for padded text tokens and for future tokens,
-    /// `[b, 1, n, n]`.
-    fn attention_bias(&self, text_mask: &[Vec<bool>], n: usize, device: &Device) -> Tensor<4> {
-        let b = text_mask.len();
-        let mut v = vec![0f32; b * n * n];
-        for (bi, row) in text_mask.iter().enumerate() {
-            for i in 0..n {
-                for j in 0..n {
-                    let padded = j < row.len() && !row[j];
-                    let mut value = if padded { -10000.0 } else { 0.0 };
-                    if j > i {
-                        value += -10000.0;
-                    }
-                    v[(bi * n + i) * n + j] = value;
-                }
-            }
-        }
-        tensor_from(v, [b, 1, n, n], device)
-    }
-
     /// Normalised → raw CLIP space: x·clip_std + clip_mean.
     pub fn post_process_latents(&self, x: Tensor<2>) -> Tensor<2> {
         let dtype = self.clip_std.val().dtype();
         (x.cast(dtype) * self.clip_std.val() + self.clip_mean.val()).cast(burn::tensor::DType::F32)
     }
+}
+
+/// The reference's additive mask over `[text tokens, …]`: −10000 for padded text tokens and
+/// for future tokens, `[b, 1, n, n]`. Rows of `text_mask` shorter than `n` leave the later
+/// tokens unpadded.
+pub fn causal_text_bias(text_mask: &[Vec<bool>], n: usize, device: &Device) -> Tensor<4> {
+    let b = text_mask.len();
+    let mut v = vec![0f32; b * n * n];
+    for (bi, row) in text_mask.iter().enumerate() {
+        for i in 0..n {
+            for j in 0..n {
+                let padded = j < row.len() && !row[j];
+                let mut value = if padded { -10000.0 } else { 0.0 };
+                if j > i {
+                    value += -10000.0;
+                }
+                v[(bi * n + i) * n + j] = value;
+            }
+        }
+    }
+    tensor_from(v, [b, 1, n, n], device)
 }

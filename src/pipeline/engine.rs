@@ -14,6 +14,7 @@ use crate::model::clip_text::ClipTextModelWithProjection;
 use crate::model::clip_vision::ClipVisionModelWithProjection;
 use crate::model::config::ImageProcessorConfig;
 use crate::model::folder::ModelFolder;
+use crate::model::ar_prior::ArPrior;
 use crate::model::prior::PriorTransformer;
 use crate::model::text_proj::UnCLIPTextProjModel;
 use crate::model::tokenizer::ClipTokenizer;
@@ -27,6 +28,7 @@ pub struct Parts {
     pub image_encoder: Option<ClipVisionModelWithProjection>,
     pub image_processor: Option<ImageProcessorConfig>,
     pub prior: Option<PriorTransformer>,
+    pub ar_prior: Option<ArPrior>,
     pub prior_scheduler: Option<UnclipScheduler>,
     pub text_proj: Option<UnCLIPTextProjModel>,
     pub decoder: Option<UNet>,
@@ -158,6 +160,18 @@ impl Engine {
         Ok(())
     }
 
+    pub fn load_ar_prior(&mut self) -> Result<(), PipelineError> {
+        if self.parts.ar_prior.is_none() {
+            if !self.folder.has_ar_prior() {
+                return Err(PipelineError::Input(
+                    "this model has no autoregressive prior (ar_prior/); choose the diffusion prior".into(),
+                ));
+            }
+            self.parts.ar_prior = Some(self.folder.ar_prior(&self.device, self.dtype)?);
+        }
+        Ok(())
+    }
+
     pub fn load_decoder(&mut self) -> Result<(), PipelineError> {
         if self.parts.text_proj.is_none() {
             self.parts.text_proj = Some(self.folder.text_proj(&self.device, self.dtype)?);
@@ -218,7 +232,10 @@ impl Engine {
         match stage {
             Text => self.parts.text_encoder = None,
             ImageEncoder => self.parts.image_encoder = None,
-            Prior => self.parts.prior = None,
+            Prior => {
+                self.parts.prior = None;
+                self.parts.ar_prior = None;
+            }
             Decoder | Inversion => {
                 self.parts.decoder = None;
                 self.parts.text_proj = None;

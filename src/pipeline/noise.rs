@@ -33,4 +33,12 @@ impl Noise {
         };
         Ok(tensor_from(values, shape, device))
     }
+
+    /// `n` uniform numbers in [0, 1) (the autoregressive prior's token draws).
+    pub fn uniform(&mut self, n: usize) -> Result<Vec<f64>, PipelineError> {
+        match self {
+            Noise::Torch(g) => Ok((0..n).map(|_| g.uniform()).collect()),
+            Noise::Supplied(_) => Err(PipelineError::Input("supplied noise has no uniform stream".into())),
+        }
+    }
 }

@@ -9,7 +9,7 @@ use super::images::{clip_pixel_values, picture_to_tensor, to_pictures};
 use super::latent::{cosine, slerp, text_diff};
 use super::noise::Noise;
 use super::stages::{Start, TextBatch, rows};
-use super::{Control, DecodeParams, GenerateParams, Picture, PipelineError, Sampler, StageParams, StartLatent};
+use super::{Control, DecodeParams, GenerateParams, Picture, PipelineError, PriorKind, Sampler, StageParams, StartLatent};
 use crate::model::nn::{tensor_from, to_vec};
 
 /// What an operation hands back.
@@ -52,7 +52,12 @@ impl Engine {
 
         // 2. The prior samples CLIP image embeddings z_i.
         let mut noise = Noise::seeded(p.seeds.prior);
-        let z = self.run_prior(&cond, uncond.as_ref(), &p.prior, &mut noise, ctl)?;
+        let z = match p.prior_kind {
+            PriorKind::Diffusion => self.run_prior(&cond, uncond.as_ref(), &p.prior, &mut noise, ctl)?,
+            PriorKind::Autoregressive => {
+                self.run_ar_prior(&cond, uncond.as_ref(), p.prior.guidance, p.temperature, &mut noise, ctl)?
+            }
+        };
         let z = if best_of > 1 { self.keep_best(z, &cond, p.num_images, best_of)? } else { z };
         let embeddings = rows(z.clone());
 

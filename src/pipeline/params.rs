@@ -23,6 +23,40 @@ impl std::str::FromStr for Sampler {
     }
 }
 
+/// Which prior turns the caption into a CLIP image embedding (the paper's two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PriorKind {
+    /// The diffusion prior (`prior/`, what diffusers and Karlo ship).
+    #[default]
+    Diffusion,
+    /// The autoregressive prior over quantised PCA codes (`ar_prior/`, the shipped model).
+    #[serde(rename = "ar")]
+    Autoregressive,
+}
+
+impl std::str::FromStr for PriorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "diffusion" => Ok(PriorKind::Diffusion),
+            "ar" | "autoregressive" => Ok(PriorKind::Autoregressive),
+            other => Err(format!("unknown prior '{other}' (diffusion or ar)")),
+        }
+    }
+}
+
+/// Sampling temperature of the autoregressive prior: above this the tokens are noise.
+pub const MAX_TEMPERATURE: f32 = 10.0;
+
+fn unit_temperature() -> f32 {
+    1.0
+}
+
+fn is_diffusion(k: &PriorKind) -> bool {
+    *k == PriorKind::Diffusion
+}
+
 /// One diffusion stage's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct StageParams {
@@ -95,6 +129,13 @@ pub struct GenerateParams {
     /// Sample this many prior embeddings per image and keep the one closest to the caption
     /// (the paper's trick); 1 = off.
     pub best_of: usize,
+    /// Which prior samples z_i; `prior.guidance` guides either. Recipes from before the
+    /// autoregressive prior read as the diffusion prior.
+    #[serde(default, skip_serializing_if = "is_diffusion")]
+    pub prior_kind: PriorKind,
+    /// The autoregressive prior's token temperature (1 = the learned distribution).
+    #[serde(default = "unit_temperature")]
+    pub temperature: f32,
 }
 
 impl GenerateParams {
@@ -105,6 +146,12 @@ impl GenerateParams {
         }
         self.prior.validate("prior")?;
         self.decoder.validate("decoder")?;
+        if !(self.temperature.is_finite() && self.temperature > 0.0 && self.temperature <= MAX_TEMPERATURE) {
+            return Err(format!("temperature must be in (0, {MAX_TEMPERATURE}], got {}", self.temperature));
+        }
+        if self.prior_kind == PriorKind::Diffusion && self.temperature != 1.0 {
+            return Err("temperature applies to the autoregressive prior only (choose it, or leave temperature at 1)".into());
+        }
         check_super_res(self.super_res_steps)
     }
 }
@@ -120,6 +167,8 @@ impl Default for GenerateParams {
             decoder: StageParams { steps: 25, guidance: 8.0, sampler: Sampler::Ddpm, eta: 0.0 },
             super_res_steps: 7,
             best_of: 1,
+            prior_kind: PriorKind::Diffusion,
+            temperature: 1.0,
         }
     }
 }

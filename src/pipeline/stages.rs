@@ -13,6 +13,8 @@ use crate::diffusion::guidance::{guide_decoder, guide_prior};
 use crate::diffusion::unclip_scheduler::UnclipScheduler;
 use crate::kernels::preview::to_preview;
 use crate::kernels::sampler::{self as sampler_kernel, Rule};
+use crate::model::ar_codebook::DotHalf;
+use crate::model::ar_prior::text_tokens_needed;
 use crate::model::nn::to_vec;
 use crate::model::unet::attention::Context;
 use crate::model::unet::decoder::mask_bias;
@@ -112,6 +114,82 @@ impl Engine {
         }
         ensure_finite(&latents, "prior")?;
         let z = prior.post_process_latents(latents);
+        self.release(Stage::Prior);
+        Ok(z)
+    }
+
+    /// The autoregressive prior: draws each image embedding's PCA tokens one at a time,
+    /// guided in logit space (uncond + g·(cond − uncond)) at `temperature`, with z_i·z_t set
+    /// to the top half of its range as the paper samples. Returns raw CLIP embeddings `[rows, E]`.
+    pub fn run_ar_prior(
+        &mut self,
+        cond: &TextBatch,
+        uncond: Option<&TextBatch>,
+        guidance: f32,
+        temperature: f32,
+        noise: &mut Noise,
+        ctl: &mut Control,
+    ) -> Result<Tensor<2>, PipelineError> {
+        self.run_ar_prior_at(cond, uncond, guidance, temperature, DotHalf::High, noise, ctl)
+    }
+
+    /// As `run_ar_prior`, with the z_i·z_t condition drawn from `half` (the evaluation
+    /// compares both halves).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_ar_prior_at(
+        &mut self,
+        cond: &TextBatch,
+        uncond: Option<&TextBatch>,
+        guidance: f32,
+        temperature: f32,
+        half: DotHalf,
+        noise: &mut Noise,
+        ctl: &mut Control,
+    ) -> Result<Tensor<2>, PipelineError> {
+        self.release_encoders();
+        self.load_ar_prior()?;
+        let model = part!(self, ar_prior)?;
+        let book = model.codebook();
+        let (k, vocab) = (model.config.num_components, model.config.num_buckets);
+        let b = cond.rows();
+        let text = match uncond {
+            Some(u) => TextBatch::with_uncond(u, cond),
+            None => cond.clone(),
+        };
+        let l = text_tokens_needed(&text.mask);
+        let hidden = text.hidden.clone().narrow(1, 0, l.min(text.hidden.dims()[1]));
+        let mut dot: Vec<usize> = noise.uniform(b)?.into_iter().map(|u| book.dot_in_half(half, u)).collect();
+        if uncond.is_some() {
+            // The unconditional rows saw no caption in training, hence no z_i·z_t either.
+            let null = vec![model.config.num_dot_buckets; b];
+            dot = null.into_iter().chain(dot).collect();
+        }
+        let mut tokens: Vec<Vec<usize>> = vec![Vec::with_capacity(k); b];
+        for j in 0..k {
+            ctl.check()?;
+            let rows: Vec<Vec<usize>> =
+                if uncond.is_some() { tokens.iter().chain(&tokens).cloned().collect() } else { tokens.clone() };
+            let logits = model.logits(hidden.clone(), text.embeds.clone(), &text.mask, &dot, &rows)?;
+            let n = logits.dims()[0];
+            let last = to_vec(logits.narrow(1, j, 1).reshape([n, vocab]));
+            let draws = noise.uniform(b)?;
+            for (r, u) in draws.into_iter().enumerate() {
+                let c = &last[(n - b + r) * vocab..(n - b + r + 1) * vocab];
+                let guided: Vec<f64> = match uncond {
+                    Some(_) => {
+                        let un = &last[r * vocab..(r + 1) * vocab];
+                        un.iter().zip(c).map(|(&u, &c)| u as f64 + guidance as f64 * (c - u) as f64).collect()
+                    }
+                    None => c.iter().map(|&v| v as f64).collect(),
+                };
+                tokens[r].push(sample_token(&guided, temperature as f64, u)?);
+            }
+            ctl.report(Progress::Step { stage: Stage::Prior, step: j + 1, total: k, preview: None });
+        }
+        let e = book.dim;
+        let z: Vec<f32> = tokens.iter().flat_map(|t| book.decode(t)).collect();
+        let z = crate::model::nn::tensor_from(z, [b, e], &self.device);
+        ensure_finite(&z, "prior")?;
         self.release(Stage::Prior);
         Ok(z)
     }
@@ -364,4 +442,22 @@ fn step<const D: usize>(
 pub fn rows(x: Tensor<2>) -> Vec<Vec<f32>> {
     let [_, e] = x.dims();
     to_vec(x).chunks(e.max(1)).map(|c| c.to_vec()).collect()
+}
+
+/// A draw from softmax(logits / temperature) by inverting its cumulative sum at `u` ∈ [0, 1).
+fn sample_token(logits: &[f64], temperature: f64, u: f64) -> Result<usize, PipelineError> {
+    let top = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !top.is_finite() {
+        return Err(PipelineError::NotFinite("prior"));
+    }
+    let weights: Vec<f64> = logits.iter().map(|&l| ((l - top) / temperature).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    let mut target = u * total;
+    for (i, w) in weights.iter().enumerate() {
+        if target < *w {
+            return Ok(i);
+        }
+        target -= w;
+    }
+    Ok(weights.len() - 1)
 }

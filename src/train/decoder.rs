@@ -8,7 +8,7 @@
 //! the layout must come from z_i and the caption, and plain ε-MSE hardly asks for that.
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::AdamWConfig;
 use burn::prelude::*;
 
 use super::data::planar;
@@ -17,7 +17,7 @@ use super::noising::{gaussian, noise_levels, weighted_eps_loss};
 use super::run::StageRun;
 use super::world::{SplitMix64, World, render};
 use crate::diffusion::schedule::{alphas_cumprod, squaredcos_cap_v2_betas};
-use crate::model::nn::{tensor_from, to_vec};
+use crate::model::nn::tensor_from;
 use crate::model::text_proj::UnCLIPTextProjModel;
 use crate::model::unet::UNet;
 use crate::model::unet::attention::Context;
@@ -117,13 +117,7 @@ pub fn train(
         let captions: Vec<String> = samples.iter().map(|s| s.caption.clone()).collect();
         let mut f = clip.features(&captions, Some((pixels.clone(), size)))?;
         let (e, w, n) = (f.embed_dim, f.width, f.seq);
-        for r in 0..b {
-            if rng.chance(0.5) {
-                f.text_embeds[r * e..(r + 1) * e].copy_from_slice(&empty.text_embeds);
-                f.text_hidden[r * n * w..(r + 1) * n * w].copy_from_slice(&empty.text_hidden);
-                f.masks[r] = empty.masks[0].clone();
-            }
-        }
+        f.drop_captions(&empty, &mut rng, 0.5);
         let keep: Vec<f32> = (0..b)
             .map(|_| if rng.chance(0.1) { 0.0 } else { 1.0 })
             .collect();
@@ -164,13 +158,7 @@ pub fn train(
         let mse = weighted_eps_loss(eps_pred.clone(), eps, &sa, &sb);
         let vb = vlb_term(eps_pred, var, x0, xt, &ts, device);
         let loss = mse + vb;
-        let value = to_vec(loss.clone())[0] as f64;
-        if !value.is_finite() {
-            return Err(format!("decoder: loss became {value} at step {step}"));
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &pair);
-        pair = optim.step(budget.lr_at(step), pair, grads);
-        run.stepped(step, value, &pair, &mut ema)?;
+        pair = run.optimise(step, loss, pair, &mut optim, &mut ema)?;
     }
     // The average is what ships; the raw weights live on in the checkpoint.
     Ok(ema.shadow)

@@ -50,7 +50,7 @@ pub struct CaptionAccuracy {
 }
 
 impl CaptionAccuracy {
-    fn score(&mut self, m: &Mentioned, r: Option<&Reading>) {
+    pub(crate) fn score(&mut self, m: &Mentioned, r: Option<&Reading>) {
         let mut all = true;
         let mut check = |t: &mut Tally, ok: Option<bool>| {
             if let Some(ok) = ok {

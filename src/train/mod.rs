@@ -3,12 +3,14 @@
 //! non-learned analyser (`oracle`), exported as a diffusers folder. Each stage loads the
 //! stages before it from the output folder.
 
+pub mod ar_prior;
 pub mod clip;
 pub mod data;
 pub mod decoder;
 pub mod ema;
 pub mod encode;
 pub mod eval;
+pub mod eval_priors;
 pub mod export;
 pub mod noising;
 pub mod oracle;
@@ -38,6 +40,8 @@ pub enum StageName {
     Prior,
     Decoder,
     Superres,
+    /// The autoregressive prior (needs CLIP; diffusers ignores its folder).
+    ArPrior,
 }
 
 impl std::str::FromStr for StageName {
@@ -48,7 +52,8 @@ impl std::str::FromStr for StageName {
             "prior" => Ok(StageName::Prior),
             "decoder" => Ok(StageName::Decoder),
             "superres" | "super-res" | "super_res" => Ok(StageName::Superres),
-            other => Err(format!("unknown stage '{other}' (clip, prior, decoder, superres)")),
+            "ar-prior" | "ar_prior" => Ok(StageName::ArPrior),
+            other => Err(format!("unknown stage '{other}' (clip, prior, decoder, superres, ar-prior)")),
         }
     }
 }
@@ -62,6 +67,7 @@ pub struct Recipe {
     pub prior: Budget,
     pub decoder: Budget,
     pub superres: Budget,
+    pub ar_prior: Budget,
     pub world_seed: u64,
 }
 
@@ -76,6 +82,7 @@ impl Recipe {
                 prior: b(150, 32, 1e-3),
                 decoder: b(60, 8, 1e-3),
                 superres: b(45, 8, 1e-3),
+                ar_prior: b(150, 32, 1e-3),
                 world_seed: 1,
             },
             RecipeKind::Full => Self {
@@ -89,6 +96,7 @@ impl Recipe {
                 prior: b(2000, 64, 5e-4),
                 decoder: b(4500, 16, 5e-4),
                 superres: b(4000, 16, 5e-4),
+                ar_prior: b(4000, 64, 1e-3),
                 world_seed: 1,
             },
         }
@@ -98,7 +106,7 @@ impl Recipe {
 impl Recipe {
     /// The same recipe with every stage cut (or stretched) to `steps` steps.
     pub fn with_steps(mut self, steps: usize) -> Self {
-        for b in [&mut self.clip, &mut self.prior, &mut self.decoder, &mut self.superres] {
+        for b in [&mut self.clip, &mut self.prior, &mut self.decoder, &mut self.superres, &mut self.ar_prior] {
             b.steps = steps.max(1);
             b.warmup = (steps / 20).max(1);
         }
@@ -303,6 +311,25 @@ pub fn train_stage(
             export::write_json(&out.join("model_index.json"), &export::model_index())?;
             Ok(summary(&run, None))
         }
+        StageName::ArPrior => {
+            let clip = frozen_clip(out)?;
+            let fit_n = if recipe.kind == RecipeKind::Quick { 512 } else { 8192 };
+            let book = ar_prior::fit(&clip, &world, fit_n)?;
+            let text_width = clip.text.config.hidden_size;
+            let cfg = ar_prior::config(&book, text_width, spec.prior_heads, spec.prior_head_dim, spec.prior_layers);
+            let mut model = crate::model::ar_prior::ArPrior::init(&read_cfg(&cfg)?, &device)
+                .and_then(|m| m.with_codebook(&book))
+                .map_err(|e| e.to_string())?;
+            drop(init_guard);
+            let mut run = StageRun::new("ar_prior", recipe.ar_prior, work, quiet).map_err(|e| e.to_string())?;
+            let start = resume_point(&run, resume, &mut model, out.join("ar_prior").is_dir(), |m| {
+                load_exported(out, "ar_prior", m)
+            })?;
+            let model = ar_prior::train(model, &clip, &world, &mut run, start, &device)?;
+            run.finish();
+            export::save_component(out, "ar_prior", &model, &cfg, false)?;
+            Ok(summary(&run, None))
+        }
     }
 }
 
@@ -330,7 +357,7 @@ pub fn train_all(
             if !wait_clip.recv().unwrap_or(false) {
                 return Err("prior: the clip stage did not finish".into());
             }
-            Ok(vec![superres, stage(StageName::Prior)?])
+            Ok(vec![superres, stage(StageName::Prior)?, stage(StageName::ArPrior)?])
         });
         let join = |h: std::thread::ScopedJoinHandle<'_, Result<Vec<StageSummary>, String>>| {
             h.join().unwrap_or_else(|_| Err("a training thread panicked".into()))

@@ -2,14 +2,13 @@
 //! noised one and the caption, with MSE; the caption is dropped 10 % of the time so that
 //! classifier-free guidance works.
 
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::AdamWConfig;
 use burn::prelude::*;
 
-use super::data::{batch, planar};
 use super::encode::FrozenClip;
 use super::noising::{gaussian, noise_levels};
 use super::run::StageRun;
-use super::world::{Split, World, render};
+use super::world::World;
 use crate::model::nn::{tensor_from, to_vec};
 use crate::model::prior::PriorTransformer;
 
@@ -21,19 +20,10 @@ pub fn embedding_stats(
     n: usize,
 ) -> Result<(Vec<f32>, Vec<f32>), String> {
     let mut all: Vec<Vec<f32>> = Vec::new();
-    let chunk = 128;
     let mut i = 0;
     while i < n {
-        let b = chunk.min(n - i);
-        let samples: Vec<_> = (0..b)
-            .map(|k| world.sample(10_000_000 + (i + k) as u64, Split::Train))
-            .collect();
-        let mut pixels = Vec::new();
-        for s in &samples {
-            pixels.extend(planar(&render(&s.scene, 32)?, 32));
-        }
-        let captions: Vec<String> = samples.iter().map(|s| s.caption.clone()).collect();
-        let f = clip.features(&captions, Some((pixels, 32)))?;
+        let b = 128.min(n - i);
+        let f = clip.world_features(world, 10_000_000 + i as u64, b)?;
         all.extend(f.image_embeds.chunks(f.embed_dim).map(|c| c.to_vec()));
         i += b;
     }
@@ -68,21 +58,10 @@ pub fn train(
     let mut rng = super::world::SplitMix64::new(0x9e37 + start_step as u64);
     for step in start_step..budget.steps {
         let b = budget.batch;
-        let data = batch(world, 1_000_000 + (step * b) as u64, b, &[], &clip.device)?;
-        let mut pixels = Vec::with_capacity(b * 3 * 32 * 32);
-        for s in &data.samples {
-            pixels.extend(planar(&render(&s.scene, 32)?, 32));
-        }
-        let mut f = clip.features(&data.captions, Some((pixels, 32)))?;
+        let mut f = clip.world_features(world, 1_000_000 + (step * b) as u64, b)?;
         // Drop 10 % of captions to the empty one (the unconditional branch of guidance).
         let (e, w, n) = (f.embed_dim, f.width, f.seq);
-        for r in 0..b {
-            if rng.chance(0.1) {
-                f.text_embeds[r * e..(r + 1) * e].copy_from_slice(&empty.text_embeds);
-                f.text_hidden[r * n * w..(r + 1) * n * w].copy_from_slice(&empty.text_hidden);
-                f.masks[r] = empty.masks[0].clone();
-            }
-        }
+        f.drop_captions(&empty, &mut rng, 0.1);
         let x0: Vec<f32> = f
             .image_embeds
             .iter()
@@ -103,13 +82,7 @@ pub fn train(
             &f.masks,
         );
         let loss = (pred - tensor_from(x0, [b, e], device)).square().mean();
-        let value = to_vec(loss.clone())[0] as f64;
-        if !value.is_finite() {
-            return Err(format!("prior: loss became {value} at step {step}"));
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &prior);
-        prior = optim.step(budget.lr_at(step), prior, grads);
-        run.stepped(step, value, &prior, &mut ema)?;
+        prior = run.optimise(step, loss, prior, &mut optim, &mut ema)?;
     }
     // The average is what ships; the raw weights live on in the checkpoint.
     Ok(ema.shadow)

@@ -239,6 +239,26 @@ impl StageRun {
         Ok(())
     }
 
+    /// The end of every stage's step: refuse a non-finite loss, take one optimiser step, then
+    /// `stepped`. Returns the updated trainee.
+    pub fn optimise<M: Module + ModuleSnapshot>(
+        &mut self,
+        step: usize,
+        loss: burn::tensor::Tensor<1>,
+        model: M,
+        optim: &mut burn::optim::ModuleOptimizer,
+        ema: &mut Ema<M>,
+    ) -> Result<M, String> {
+        let value = crate::model::nn::to_vec(loss.clone())[0] as f64;
+        if !value.is_finite() {
+            return Err(format!("{}: loss became {value} at step {step}", self.name));
+        }
+        let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &model);
+        let model = optim.step(self.budget.lr_at(step), model, grads);
+        self.stepped(step, value, &model, ema)?;
+        Ok(model)
+    }
+
     pub fn should_checkpoint(&self, step: usize) -> bool {
         (step + 1) % self.budget.checkpoint_every == 0 || step + 1 == self.budget.steps
     }

@@ -6,7 +6,7 @@
 //! loss is weighted like the decoder's (`noising::eps_weights`), so that it copies the
 //! low-resolution colours at high noise.
 
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::AdamWConfig;
 use burn::prelude::*;
 
 use super::data::planar;
@@ -14,7 +14,7 @@ use super::noising::{gaussian, noise_levels, weighted_eps_loss};
 use super::run::StageRun;
 use super::world::{Split, SplitMix64, World, render};
 use crate::imaging::resample::resize_bicubic_antialias;
-use crate::model::nn::{tensor_from, to_vec};
+use crate::model::nn::tensor_from;
 use crate::model::unet::UNet;
 
 /// (high-res target, upscaled low-res condition) for one scene, planar [-1, 1].
@@ -115,13 +115,7 @@ pub fn train(
         let tsf: Vec<f32> = ts.iter().map(|&t| t as f32).collect();
         let pred = unet.forward_timesteps(input, &tsf, None, None);
         let loss = weighted_eps_loss(pred, tensor_from(eps, [b, 3, crop, crop], device), &sa, &sb);
-        let value = to_vec(loss.clone())[0] as f64;
-        if !value.is_finite() {
-            return Err(format!("superres: loss became {value} at step {step}"));
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &unet);
-        unet = optim.step(budget.lr_at(step), unet, grads);
-        run.stepped(step, value, &unet, &mut ema)?;
+        unet = run.optimise(step, loss, unet, &mut optim, &mut ema)?;
     }
     // The average is what ships; the raw weights live on in the checkpoint.
     Ok(ema.shadow)

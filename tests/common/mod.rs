@@ -165,6 +165,7 @@ pub fn recorded_call(prompt: &str) -> unclip::pipeline::GenerateParams {
         decoder: stage(5, 8.0),
         super_res_steps: 3,
         best_of: 1,
+        ..GenerateParams::default()
     }
 }
 

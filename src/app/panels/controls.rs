@@ -2,7 +2,7 @@
 //! steps, and the two seeds with lock and reroll.
 
 use crate::app::settings::{Mode, SAMPLERS, Settings, random_seed};
-use crate::pipeline::{Sampler, StageParams};
+use crate::pipeline::{PriorKind, Sampler, StageParams};
 use eframe::egui;
 
 /// One diffusion stage's settings; `name` prefixes every label ("Prior steps", …) so each
@@ -63,8 +63,41 @@ pub fn seeds(ui: &mut egui::Ui, s: &mut Settings) {
     }
 }
 
+/// The prior choice (the paper's two priors) and the autoregressive prior's knobs. Shown
+/// when the model has both priors, or when the settings still ask for one it lacks (so the
+/// user can switch back).
+fn prior(ui: &mut egui::Ui, s: &mut Settings, ar_available: bool) {
+    if ar_available || s.prior_kind == PriorKind::Autoregressive {
+        let label = |k: PriorKind| match k {
+            PriorKind::Diffusion => "Diffusion",
+            PriorKind::Autoregressive => "Autoregressive",
+        };
+        egui::ComboBox::new("prior-kind", "Prior").selected_text(label(s.prior_kind)).show_ui(ui, |ui| {
+            for k in [PriorKind::Diffusion, PriorKind::Autoregressive] {
+                ui.selectable_value(&mut s.prior_kind, k, label(k));
+            }
+        })
+        .response
+        .on_hover_text(
+            "Diffusion: denoises the image embedding (what diffusers ships). Autoregressive: predicts it \
+             as a sequence of quantised principal components (the paper's second prior)",
+        );
+        if !ar_available && s.prior_kind == PriorKind::Autoregressive {
+            ui.colored_label(ui.visuals().warn_fg_color, "This model has no autoregressive prior");
+        }
+    }
+    if s.prior_kind == PriorKind::Autoregressive {
+        ui.add(egui::Slider::new(&mut s.prior.guidance, 1.0..=20.0).step_by(0.5).text("Prior guidance"))
+            .on_hover_text("Classifier-free guidance on the token logits: higher follows the text more closely");
+        ui.add(egui::Slider::new(&mut s.temperature, 0.1..=2.0).step_by(0.05).text("Prior temperature"))
+            .on_hover_text("Below 1: more typical embeddings, less variety; above 1: more variety");
+    } else {
+        stage(ui, "Prior", &mut s.prior, 20.0, true);
+    }
+}
+
 /// The collapsible "Settings" block under each mode's own controls.
-pub fn show(ui: &mut egui::Ui, s: &mut Settings) {
+pub fn show(ui: &mut egui::Ui, s: &mut Settings, ar_prior: bool) {
     egui::CollapsingHeader::new("Sampling settings").default_open(true).show(ui, |ui| {
         let uses_prior = match s.mode {
             Mode::Generate => true,
@@ -74,7 +107,11 @@ pub fn show(ui: &mut egui::Ui, s: &mut Settings) {
             }
             _ => false,
         };
-        if uses_prior {
+        if s.mode == Mode::Generate {
+            prior(ui, s, ar_prior);
+            ui.separator();
+        } else if uses_prior {
+            // Prompt ends of an interpolation are sampled by the diffusion prior.
             stage(ui, "Prior", &mut s.prior, 20.0, true);
             ui.separator();
         }
