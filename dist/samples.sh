@@ -14,6 +14,10 @@ run generate "a yellow circle in the top left corner" -n 4 --seed 2 --grid -o "$
 run generate "a green triangle" -n 4 --seed 3 --grid -o "$out/t2i-green-triangle.png"
 run generate "a large purple cross on a white background" -n 4 --seed 4 --grid -o "$out/t2i-purple-cross.png"
 
+# The same captions and seeds through the autoregressive prior.
+run generate "a small red star on a blue background" -n 4 --seed 1 --prior ar --grid -o "$out/t2i-red-star-ar.png"
+run generate "a green triangle" -n 4 --seed 3 --prior ar --grid -o "$out/t2i-green-triangle-ar.png"
+
 # Sources for the image operations.
 run generate "a large red star on a white background" --seed 5 -o "$out/src-red-star.png"
 run generate "a small blue circle on a yellow background in the bottom right corner" --seed 6 -o "$out/src-blue-circle.png"

@@ -41,6 +41,12 @@ impl UnclipApp {
     fn on_event(&mut self, ctx: &egui::Context, e: Event) {
         match e {
             Event::ModelReady { folder, device, is_gpu, generate_off, vary_off, problems, memory, ar_prior } => {
+                // The worker reports the folder resolved (absolute, links followed): recipes
+                // record it, and the recent list names each folder once.
+                if !self.model_is_default {
+                    self.settings.model = Some(folder.clone());
+                    self.settings.remember_model(&folder.display().to_string());
+                }
                 self.model_folder = folder;
                 self.model = ModelState::Ready { device, is_gpu, generate_off, vary_off, memory, ar_prior };
                 if let Some(first) = problems.first() {
@@ -157,11 +163,12 @@ impl UnclipApp {
 
     fn on_loaded(&mut self, ctx: &egui::Context, l: Loaded) {
         let slot = match l.purpose {
-            Purpose::Slot(s) | Purpose::Dropped(s) => s,
+            Purpose::Slot(s) | Purpose::Dropped(s) | Purpose::Reopen(s) => s,
         };
         self.loading.retain(|s| *s != slot);
         let (picture, recipe) = match l.result {
             Ok(ok) => ok,
+            Err(_) if matches!(l.purpose, Purpose::Reopen(_)) => return,
             Err(e) => {
                 self.error(format!("{}: {e}", l.name));
                 return;
@@ -177,7 +184,7 @@ impl UnclipApp {
         }
         let offer = match l.purpose {
             Purpose::Dropped(_) => recipe,
-            Purpose::Slot(_) => None,
+            Purpose::Slot(_) | Purpose::Reopen(_) => None,
         };
         self.set_slot(slot, SourceImage::new(ctx, l.name.clone(), l.path, picture));
         if slot == Slot::VarySource && self.settings.mode == Mode::Generate {
@@ -196,7 +203,7 @@ impl UnclipApp {
     pub(crate) fn restore(&mut self, recipe: Recipe) {
         for (slot, path) in self.settings.restore(&recipe.operation) {
             self.loading.push(slot);
-            self.loader.load_path(path, Purpose::Slot(slot));
+            self.loader.load_path(path, Purpose::Reopen(slot));
         }
     }
 

@@ -69,6 +69,9 @@ pub enum Purpose {
     Slot(Slot),
     /// A file dropped on the window: restore its recipe if it has one, else use it in `Slot`.
     Dropped(Slot),
+    /// An input a restored recipe or the last session named: put it into the slot if it still
+    /// opens, skip it quietly if it is gone (the loader thread finds out, not the UI thread).
+    Reopen(Slot),
 }
 
 /// The outcome of one load request.

@@ -195,11 +195,9 @@ impl UnclipApp {
     }
 
     fn open_model(&mut self, folder: PathBuf, is_default: bool) {
-        let folder = if is_default { folder } else { std::fs::canonicalize(&folder).unwrap_or(folder) };
+        // The worker resolves the folder (a disk call) and reports it when the model is open;
+        // only then does it go into the recent list.
         self.settings.model = (!is_default).then(|| folder.clone());
-        if !is_default {
-            self.settings.remember_model(&folder.display().to_string());
-        }
         self.model_is_default = is_default;
         self.model_folder = folder.clone();
         self.model = super::status::ModelState::Opening;

@@ -183,8 +183,6 @@ impl UnclipApp {
         let model_folder =
             config.model.clone().or_else(|| settings.model.clone()).unwrap_or_else(|| default_model.clone());
         let model_is_default = model_folder == default_model;
-        // Recipes record the folder; an absolute path still means something from elsewhere.
-        let model_folder = if model_is_default { model_folder } else { absolute(model_folder) };
         let device = if config.device == DevicePref::Auto { settings.device } else { config.device };
 
         let worker = Worker::spawn(ctx.clone());
@@ -237,9 +235,9 @@ impl UnclipApp {
         }
         // Re-open the input images of the last session that still exist.
         for slot in [Slot::VarySource, Slot::InterpA, Slot::InterpB, Slot::TextDiffSource] {
-            if let Some(path) = app.slot_path(slot).clone().filter(|p| p.is_file()) {
+            if let Some(path) = app.slot_path(slot).clone() {
                 app.loading.push(slot);
-                app.loader.load_path(path, Purpose::Slot(slot));
+                app.loader.load_path(path, Purpose::Reopen(slot));
             }
         }
         if !app.gallery.is_empty() {
@@ -394,10 +392,6 @@ impl UnclipApp {
         ctx.request_repaint_after(Duration::from_millis(200));
         self.smoke = Some(smoke);
     }
-}
-
-fn absolute(p: PathBuf) -> PathBuf {
-    std::fs::canonicalize(&p).unwrap_or(p)
 }
 
 impl eframe::App for UnclipApp {

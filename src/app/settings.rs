@@ -317,7 +317,8 @@ impl Settings {
                 s.seed_used = false;
             }
         };
-        let file = |s: &str| Some(PathBuf::from(s)).filter(|p| p.is_file());
+        // Whether a source still exists is the loader thread's to find out (`Purpose::Reopen`).
+        let file = |s: &str| Some(PathBuf::from(s));
         match op {
             Operation::Generate(g) => {
                 self.mode = Mode::Generate;

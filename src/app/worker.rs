@@ -228,6 +228,10 @@ impl State {
 
     /// Opens `folder` on `device`, replacing the engine, and says so.
     fn open(&mut self, folder: &Path, device: DevicePref, out: &Outbox) {
+        // Recipes record the folder: an absolute path still means something from elsewhere. A
+        // repo id is not a path and stays as it is.
+        let resolved = std::fs::canonicalize(folder).unwrap_or_else(|_| folder.to_path_buf());
+        let folder = resolved.as_path();
         self.folder = Some(folder.to_path_buf());
         self.device = device;
         self.engine = None;
