@@ -5,5 +5,10 @@
 #   dist/fuzz.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-UNCLIP_FUZZ_EXECS="${1:-1000000}" cargo test --release --test mutations -- --nocapture --test-threads 1 2>&1 \
-  | grep -E "mutations|test result|panicked"
+# Build once, then run the test binary itself: later edits to the tree cannot restart a run.
+bin=$(cargo test --release --test mutations --no-run --message-format=json 2>/dev/null \
+  | grep '"executable":"[^"]*mutations' | sed 's/.*"executable":"\([^"]*\)".*/\1/' | tail -1)
+[ -x "$bin" ] || { echo "error: could not build tests/mutations.rs" >&2; exit 1; }
+started=$(date +%s)
+UNCLIP_FUZZ_EXECS="${1:-1000000}" "$bin" --nocapture --test-threads 1 2>&1 | grep -E "mutations|test result|panicked"
+echo "fuzz: $(( $(date +%s) - started )) s"
