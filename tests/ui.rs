@@ -165,6 +165,10 @@ fn typing_a_prompt_and_pressing_generate_adds_a_result_that_survives_a_restart()
     let mut h = open_app(dir.path());
     // Thumbnails are read and decoded on the gallery's thread, a frame or two after start.
     wait_until(&mut h, "the result after a restart", |h| results(h, "“a red cube”") == 1);
+    // The gallery's thread lists the folder; the newest result is shown once it arrives.
+    wait_until(&mut h, "the newest result on screen", |h| {
+        h.query_by_label_contains("Selected result: “a red cube”").is_some()
+    });
     assert_eq!(h.get_by_label("Prompt").value().as_deref(), Some("a red cube"));
 }
 

@@ -24,6 +24,11 @@ impl UnclipApp {
         for message in self.gallery.pump() {
             self.error(message);
         }
+        // The last session's results arrive from the gallery's thread: show the newest one
+        // unless something is on screen already.
+        if self.gallery.take_listed() && self.view == View::Empty {
+            self.view = self.gallery.id_at(0).map(View::Result).unwrap_or(View::Empty);
+        }
         self.dispatch();
     }
 

@@ -90,12 +90,40 @@ enum Work {
 
 /// What the gallery's thread reports.
 enum Reply {
+    /// The folder's pictures, newest first (the thread's first reply).
+    Listed { files: Vec<PathBuf>, warning: Option<String> },
     Saved { id: u64, error: Option<String> },
     Loaded { id: u64, recipe: Option<Recipe>, picture: Result<Picture, String> },
     Deleted { path: PathBuf, error: Option<String> },
 }
 
-fn serve(requests: Receiver<Work>, replies: Sender<Reply>, ctx: Option<egui::Context>) {
+/// The folder's PNGs, newest first (creating the folder if needed).
+fn list(dir: &Path) -> (Vec<PathBuf>, Option<String>) {
+    let mut warning = None;
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        warning = Some(format!("gallery folder {} unusable: {e}", dir.display()));
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("png")) && p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    // Names start with a zero-padded timestamp, so name order is time order.
+    files.sort();
+    files.reverse();
+    (files, warning)
+}
+
+fn serve(dir: PathBuf, requests: Receiver<Work>, replies: Sender<Reply>, ctx: Option<egui::Context>) {
+    let (files, warning) = list(&dir);
+    if replies.send(Reply::Listed { files, warning }).is_err() {
+        return;
+    }
+    if let Some(ctx) = &ctx {
+        ctx.request_repaint();
+    }
     for r in requests {
         let reply = match r {
             Work::Save { id, path, picture, recipe } => {
@@ -133,6 +161,8 @@ pub struct Gallery {
     replies: Receiver<Reply>,
     /// Joined on drop, so saves still queued finish before the app exits.
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The folder's listing arrived since the app last asked (`take_listed`).
+    listed: bool,
 }
 
 impl Drop for Gallery {
@@ -147,47 +177,31 @@ impl Drop for Gallery {
 }
 
 impl Gallery {
-    /// Lists the folder (creating it if needed); nothing is decoded yet. `ctx` is woken when
-    /// the gallery's thread finishes something.
+    /// Starts the gallery's thread, which lists the folder (creating it if needed) and reports
+    /// it through [`Gallery::pump`]; nothing is decoded yet. `ctx` is woken when the thread
+    /// finishes something.
     pub fn open(dir: &Path, ctx: Option<egui::Context>) -> (Self, Option<String>) {
         let mut warning = None;
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            warning = Some(format!("gallery folder {} unusable: {e}", dir.display()));
-        }
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("png")) && p.is_file())
-                    .collect()
-            })
-            .unwrap_or_default();
-        // Names start with a zero-padded timestamp, so name order is time order.
-        files.sort();
-        files.reverse();
-        let entries: Vec<Entry> = files
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| Entry {
-                id: i as u64,
-                path: Some(p),
-                recipe: None,
-                picture: None,
-                error: None,
-                load: Load::NotAsked,
-                texture: None,
-            })
-            .collect();
+        let entries = Vec::new();
         let (requests, inbox) = unbounded();
         let (outbox, replies) = unbounded();
-        let thread = match std::thread::Builder::new().name("gallery-io".into()).spawn(move || serve(inbox, outbox, ctx)) {
+        let folder = dir.to_path_buf();
+        let thread = match std::thread::Builder::new()
+            .name("gallery-io".into())
+            .spawn(move || serve(folder, inbox, outbox, ctx))
+        {
             Ok(t) => Some(t),
             Err(e) => {
                 warning = Some(format!("the gallery cannot start its file thread: {e}"));
                 None
             }
         };
-        let next_id = entries.len() as u64;
-        (Self { dir: dir.to_path_buf(), entries, seq: 0, next_id, requests, replies, thread }, warning)
+        (Self { dir: dir.to_path_buf(), entries, seq: 0, next_id: 0, requests, replies, thread, listed: false }, warning)
+    }
+
+    /// True once after the folder's listing has arrived.
+    pub fn take_listed(&mut self) -> bool {
+        std::mem::take(&mut self.listed)
     }
 
     pub fn dir(&self) -> &Path {
@@ -216,6 +230,24 @@ impl Gallery {
         let mut messages = Vec::new();
         while let Ok(r) = self.replies.try_recv() {
             match r {
+                Reply::Listed { files, warning } => {
+                    messages.extend(warning);
+                    // Older than anything made since the app started: they go below it.
+                    for path in files {
+                        let id = self.next_id;
+                        self.next_id += 1;
+                        self.entries.push(Entry {
+                            id,
+                            path: Some(path),
+                            recipe: None,
+                            picture: None,
+                            error: None,
+                            load: Load::NotAsked,
+                            texture: None,
+                        });
+                    }
+                    self.listed = true;
+                }
                 Reply::Saved { id, error: Some(e) } => {
                     if let Some(entry) = self.entries.iter_mut().find(|x| x.id == id) {
                         entry.path = None;

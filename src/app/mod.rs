@@ -240,9 +240,6 @@ impl UnclipApp {
                 app.loader.load_path(path, Purpose::Reopen(slot));
             }
         }
-        if !app.gallery.is_empty() {
-            app.view = app.gallery.id_at(0).map(View::Result).unwrap_or(View::Empty);
-        }
         app.open_files(&config.open);
         app
     }
