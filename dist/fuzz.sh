@@ -10,5 +10,5 @@ bin=$(cargo test --release --test mutations --no-run --message-format=json 2>/de
   | grep '"executable":"[^"]*mutations' | sed 's/.*"executable":"\([^"]*\)".*/\1/' | tail -1)
 [ -x "$bin" ] || { echo "error: could not build tests/mutations.rs" >&2; exit 1; }
 started=$(date +%s)
-UNCLIP_FUZZ_EXECS="${1:-1000000}" "$bin" --nocapture --test-threads 1 2>&1 | grep -E "mutations|test result|panicked"
+UNCLIP_FUZZ_EXECS="${1:-1000000}" "$bin" --nocapture --test-threads 1 2>&1 | grep --line-buffered -E "mutations|test result|panicked"
 echo "fuzz: $(( $(date +%s) - started )) s"

@@ -82,7 +82,7 @@ fn open_app(dir: &Path) -> App {
         s.super_res_steps = 2;
         s.draft_steps = 2;
     }
-    wait_until(&mut h, "the model to open", |h| h.state().model_ready());
+    wait_until(&mut h, "the model and the gallery to open", |h| h.state().settled());
     h
 }
 
@@ -495,7 +495,7 @@ fn choosing_the_autoregressive_prior_in_sampling_settings_generates_with_it() {
         s.decoder.steps = 3;
         s.super_res_steps = 0;
     }
-    wait_until(&mut h, "the built-in model to open", |h| h.state().model_ready());
+    wait_until(&mut h, "the built-in model and the gallery to open", |h| h.state().settled());
     let prior_steps = |h: &App| h.query_by_role_and_label(egui::accesskit::Role::Slider, "Prior steps").is_some();
     assert!(prior_steps(&h));
     h.get_by_label("Prior").click();

@@ -163,6 +163,8 @@ pub struct Gallery {
     thread: Option<std::thread::JoinHandle<()>>,
     /// The folder's listing arrived since the app last asked (`take_listed`).
     listed: bool,
+    /// The folder's listing has arrived.
+    complete: bool,
 }
 
 impl Drop for Gallery {
@@ -196,7 +198,12 @@ impl Gallery {
                 None
             }
         };
-        (Self { dir: dir.to_path_buf(), entries, seq: 0, next_id: 0, requests, replies, thread, listed: false }, warning)
+        (Self { dir: dir.to_path_buf(), entries, seq: 0, next_id: 0, requests, replies, thread, listed: false, complete: false }, warning)
+    }
+
+    /// Whether the last session's results have been listed (tests wait for it).
+    pub fn is_listed(&self) -> bool {
+        self.complete
     }
 
     /// True once after the folder's listing has arrived.
@@ -247,6 +254,7 @@ impl Gallery {
                         });
                     }
                     self.listed = true;
+                    self.complete = true;
                 }
                 Reply::Saved { id, error: Some(e) } => {
                     if let Some(entry) = self.entries.iter_mut().find(|x| x.id == id) {

@@ -285,6 +285,11 @@ impl UnclipApp {
         matches!(self.model, ModelState::Ready { .. })
     }
 
+    /// The model is open and the gallery's listing has arrived: nothing more comes by itself.
+    pub fn settled(&self) -> bool {
+        self.model_ready() && self.gallery.is_listed()
+    }
+
     /// Queues a job that panics in the worker (tests the crash recovery).
     #[doc(hidden)]
     pub fn queue_fault(&mut self) {
