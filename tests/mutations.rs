@@ -237,3 +237,27 @@ fn mutated_pngs_and_recipes_decode_or_are_refused() {
     println!("recipe-json: {n} mutations, none panicked");
     assert!(decoded < n, "some mutation must be refused");
 }
+
+#[test]
+fn a_tensor_name_with_a_newline_is_refused_in_one_line() {
+    // Found by dist/fuzz.sh (safetensors-header #511700): the name went into the message raw.
+    let dir = std::env::temp_dir().join(format!("unclip-mutations-newline-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&tiny_model(), &dir);
+    let file = dir.join("text_proj/diffusion_pytorch_model.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(bytes[8..8 + n].to_vec()).unwrap();
+    let renamed = header.replacen("\"learned_classifier_free_guidance_embeddings\"", "\"lear\\ned_classifier_free_guidance_embeddings\"", 1);
+    assert_ne!(renamed, header);
+    let mut out = (renamed.len() as u64).to_le_bytes().to_vec();
+    out.extend(renamed.as_bytes());
+    out.extend(&bytes[8 + n..]);
+    std::fs::write(&file, out).unwrap();
+    let err = match open(&dir).and_then(|f| f.text_proj(&cpu(), burn::tensor::DType::F32).map_err(|e| e.to_string())) {
+        Ok(_) => panic!("a renamed tensor must be refused"),
+        Err(e) => e,
+    };
+    assert!(!err.contains('\n') && err.contains("unexpected tensor"), "{err:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

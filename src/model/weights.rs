@@ -185,7 +185,8 @@ pub fn load_into<M: Module + ModuleSnapshot>(mut module: M, weights: &WeightFile
         if let Some(path) = unused.first() {
             return Err(bad(format!(
                 "unexpected tensor '{}' ({} unexpected in all): the config does not match these weights",
-                path,
+                // A name from the file may hold any character; the message stays one line.
+                path.escape_debug(),
                 unused.len()
             )));
         }
@@ -280,9 +281,9 @@ fn tensor_errors(result: &burn::store::ApplyResult, file_shapes: &HashMap<String
                 }
                 _ => (expected.to_vec(), found.to_vec()),
             };
-            format!("tensor '{key}' has shape {found:?}, the config expects {expected:?} ({n} tensor errors in all)")
+            format!("tensor '{}' has shape {found:?}, the config expects {expected:?} ({n} tensor errors in all)", key.escape_debug())
         }
-        other => format!("{} ({n} tensor errors in all)", torch_names(&other.to_string())),
+        other => format!("{} ({n} tensor errors in all)", torch_names(&other.to_string()).escape_debug()),
     })
 }
 
