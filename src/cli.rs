@@ -495,13 +495,16 @@ pub fn run(cli: Cli) -> Result<(), String> {
     if let Command::Eval(a) = &command {
         let model_dir = cli.model.clone().unwrap_or_else(default_model_dir);
         let chosen = choose(cli.device)?;
+        // Prints the table and writes the JSON report.
+        let publish = |table: String, json: serde_json::Result<String>, seconds: f64| -> Result<(), String> {
+            println!("{table}");
+            crate::files::write_atomic(&a.json, json.map_err(|e| e.to_string())?.as_bytes())?;
+            println!("report written to {} ({seconds:.0} s)", a.json.display());
+            Ok(())
+        };
         if a.priors {
             let report = crate::train::eval_priors::compare(&model_dir, a.samples, chosen.device)?;
-            println!("{}", crate::train::eval_priors::table(&report));
-            let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-            crate::files::write_atomic(&a.json, json.as_bytes())?;
-            println!("report written to {} ({:.0} s)", a.json.display(), report.seconds);
-            return Ok(());
+            return publish(crate::train::eval_priors::table(&report), serde_json::to_string_pretty(&report), report.seconds);
         }
         let mut report = crate::train::eval::evaluate(&model_dir, a.samples, chosen.device)?;
         // A report committed beside the model names it the way recipes do, not by this
@@ -509,12 +512,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         if cli.model.is_none() {
             report.model = "default".into();
         }
-        let table = crate::train::eval::table(&report);
-        println!("{table}");
-        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-        crate::files::write_atomic(&a.json, json.as_bytes())?;
-        println!("report written to {} ({:.0} s)", a.json.display(), report.seconds);
-        return Ok(());
+        return publish(crate::train::eval::table(&report), serde_json::to_string_pretty(&report), report.seconds);
     }
     // Arguments first: a bad one costs no model load and writes nothing.
     check_arguments(&command)?;

@@ -50,8 +50,7 @@ fn the_shipped_autoregressive_prior_draws_the_captioned_shape_far_more_often_tha
             for z in rows(z) {
                 ar_right += (shape_of(&mut e, &z, colour) == *shape) as usize;
                 let u = noise.uniform(book.components_kept()).unwrap();
-                let tokens: Vec<usize> = u.iter().map(|&x| (x * book.buckets as f64) as usize).collect();
-                random_right += (shape_of(&mut e, &book.decode(&tokens), colour) == *shape) as usize;
+                random_right += (shape_of(&mut e, &book.random_embedding(&u), colour) == *shape) as usize;
                 total += 1;
             }
         }

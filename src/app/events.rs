@@ -21,12 +21,13 @@ impl UnclipApp {
         for l in self.loader.poll() {
             self.on_loaded(ctx, l);
         }
+        let listed = self.gallery.is_listed();
         for message in self.gallery.pump() {
             self.error(message);
         }
         // The last session's results arrive from the gallery's thread: show the newest one
         // unless something is on screen already.
-        if self.gallery.take_listed() && self.view == View::Empty {
+        if !listed && self.gallery.is_listed() && self.view == View::Empty {
             self.view = self.gallery.id_at(0).map(View::Result).unwrap_or(View::Empty);
         }
         self.dispatch();

@@ -161,10 +161,8 @@ pub struct Gallery {
     replies: Receiver<Reply>,
     /// Joined on drop, so saves still queued finish before the app exits.
     thread: Option<std::thread::JoinHandle<()>>,
-    /// The folder's listing arrived since the app last asked (`take_listed`).
-    listed: bool,
     /// The folder's listing has arrived.
-    complete: bool,
+    listed: bool,
 }
 
 impl Drop for Gallery {
@@ -184,7 +182,6 @@ impl Gallery {
     /// finishes something.
     pub fn open(dir: &Path, ctx: Option<egui::Context>) -> (Self, Option<String>) {
         let mut warning = None;
-        let entries = Vec::new();
         let (requests, inbox) = unbounded();
         let (outbox, replies) = unbounded();
         let folder = dir.to_path_buf();
@@ -198,17 +195,13 @@ impl Gallery {
                 None
             }
         };
-        (Self { dir: dir.to_path_buf(), entries, seq: 0, next_id: 0, requests, replies, thread, listed: false, complete: false }, warning)
+        let entries = Vec::new();
+        (Self { dir: dir.to_path_buf(), entries, seq: 0, next_id: 0, requests, replies, thread, listed: false }, warning)
     }
 
-    /// Whether the last session's results have been listed (tests wait for it).
+    /// Whether the last session's results have been listed.
     pub fn is_listed(&self) -> bool {
-        self.complete
-    }
-
-    /// True once after the folder's listing has arrived.
-    pub fn take_listed(&mut self) -> bool {
-        std::mem::take(&mut self.listed)
+        self.listed
     }
 
     pub fn dir(&self) -> &Path {
@@ -254,7 +247,6 @@ impl Gallery {
                         });
                     }
                     self.listed = true;
-                    self.complete = true;
                 }
                 Reply::Saved { id, error: Some(e) } => {
                     if let Some(entry) = self.entries.iter_mut().find(|x| x.id == id) {

@@ -85,11 +85,18 @@ impl Codebook {
     /// A z_i·z_t bucket drawn from one half of the range, from a uniform number in [0, 1).
     pub fn dot_in_half(&self, half: DotHalf, u: f64) -> usize {
         let d = self.dot_buckets();
-        let (lo, n) = match half {
-            DotHalf::High => (d / 2, d - d / 2),
-            DotHalf::Low => (0, (d / 2).max(1)),
-        };
-        lo + ((u * n as f64) as usize).min(n - 1)
+        match half {
+            DotHalf::High => d / 2 + pick(u, d - d / 2),
+            DotHalf::Low => pick(u, (d / 2).max(1)),
+        }
+    }
+
+    /// The embedding of uniformly drawn buckets, one uniform number in [0, 1) per kept
+    /// component: the training spread of every component, and nothing of any caption (the
+    /// baseline a prior is compared with).
+    pub fn random_embedding(&self, u: &[f64]) -> Vec<f32> {
+        let tokens: Vec<usize> = u.iter().map(|&x| pick(x, self.buckets)).collect();
+        self.decode(&tokens)
     }
 
     /// Fits the basis and buckets on `embeds` (`n` rows of `dim`) and their z_i·z_t values.
@@ -175,6 +182,11 @@ impl Codebook {
         }
         Ok(book)
     }
+}
+
+/// One of `n` choices from a uniform number in [0, 1).
+fn pick(u: f64, n: usize) -> usize {
+    ((u * n as f64) as usize).min(n.saturating_sub(1))
 }
 
 /// Index of the bucket `x` falls in, given ascending interior edges (NaN goes to bucket 0).

@@ -163,8 +163,9 @@ impl ArPrior {
         }
     }
 
-    /// Next-token logits. `text_hidden` `[b, L, w]` (L ≤ max_text_tokens, padding after each
-    /// caption's last real token), `text_embeds` `[b, E]`, `text_mask` one row per item, `dot`
+    /// Next-token logits. `text_hidden` `[b, L, w]` (L ≤ max_text_tokens; positions after the
+    /// batch's longest caption are dropped here, they cannot change the result),
+    /// `text_embeds` `[b, E]`, `text_mask` one row per item, `dot`
     /// one z_i·z_t bucket per item (`num_dot_buckets` = no caption), `tokens` the `t < K`
     /// tokens so far per item. Returns `[b, t + 1, B]`: position i predicts token i.
     pub fn logits(
@@ -191,6 +192,8 @@ impl ArPrior {
         if dot.iter().any(|&v| v > c.num_dot_buckets) || tokens.iter().flatten().any(|&v| v >= c.num_buckets) {
             return bad("a token is outside the vocabulary".into());
         }
+        let l = text_tokens_needed(text_mask).min(l);
+        let text_hidden = text_hidden.narrow(1, 0, l);
         let device = text_hidden.device();
         let d = c.width();
         let dtype = self.proj_out.weight.val().dtype();
@@ -221,7 +224,7 @@ impl ArPrior {
 
 /// The number of leading text tokens a batch needs: up to its longest caption (later
 /// positions are padding in every row and cannot change the result).
-pub fn text_tokens_needed(mask: &[Vec<bool>]) -> usize {
+fn text_tokens_needed(mask: &[Vec<bool>]) -> usize {
     mask.iter().map(|r| r.iter().rposition(|&m| m).map_or(1, |p| p + 1)).max().unwrap_or(1)
 }
 

@@ -14,8 +14,7 @@ use crate::diffusion::unclip_scheduler::UnclipScheduler;
 use crate::kernels::preview::to_preview;
 use crate::kernels::sampler::{self as sampler_kernel, Rule};
 use crate::model::ar_codebook::DotHalf;
-use crate::model::ar_prior::text_tokens_needed;
-use crate::model::nn::to_vec;
+use crate::model::nn::{tensor_from, to_vec};
 use crate::model::unet::attention::Context;
 use crate::model::unet::decoder::mask_bias;
 
@@ -156,8 +155,6 @@ impl Engine {
             Some(u) => TextBatch::with_uncond(u, cond),
             None => cond.clone(),
         };
-        let l = text_tokens_needed(&text.mask);
-        let hidden = text.hidden.clone().narrow(1, 0, l.min(text.hidden.dims()[1]));
         let mut dot: Vec<usize> = noise.uniform(b)?.into_iter().map(|u| book.dot_in_half(half, u)).collect();
         if uncond.is_some() {
             // The unconditional rows saw no caption in training, hence no z_i·z_t either.
@@ -169,7 +166,7 @@ impl Engine {
             ctl.check()?;
             let rows: Vec<Vec<usize>> =
                 if uncond.is_some() { tokens.iter().chain(&tokens).cloned().collect() } else { tokens.clone() };
-            let logits = model.logits(hidden.clone(), text.embeds.clone(), &text.mask, &dot, &rows)?;
+            let logits = model.logits(text.hidden.clone(), text.embeds.clone(), &text.mask, &dot, &rows)?;
             let n = logits.dims()[0];
             let last = to_vec(logits.narrow(1, j, 1).reshape([n, vocab]));
             let draws = noise.uniform(b)?;
@@ -188,7 +185,7 @@ impl Engine {
         }
         let e = book.dim;
         let z: Vec<f32> = tokens.iter().flat_map(|t| book.decode(t)).collect();
-        let z = crate::model::nn::tensor_from(z, [b, e], &self.device);
+        let z = tensor_from(z, [b, e], &self.device);
         ensure_finite(&z, "prior")?;
         self.release(Stage::Prior);
         Ok(z)

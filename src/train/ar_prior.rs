@@ -12,7 +12,7 @@ use super::encode::{Features, FrozenClip};
 use super::run::StageRun;
 use super::world::{SplitMix64, World};
 use crate::model::ar_codebook::Codebook;
-use crate::model::ar_prior::{ArPrior, text_tokens_needed};
+use crate::model::ar_prior::ArPrior;
 use crate::model::nn::tensor_from;
 use crate::pipeline::latent::cosine;
 
@@ -122,11 +122,9 @@ pub fn train(
         let e = f.embed_dim;
         let targets: Vec<Vec<usize>> = f.image_embeds.chunks_exact(e).map(|z| book.encode(z)).collect();
         let inputs: Vec<Vec<usize>> = targets.iter().map(|t| t[..k - 1].to_vec()).collect();
-        let (l, w, n) = (text_tokens_needed(&f.masks), f.width, f.seq);
-        let hidden: Vec<f32> = f.text_hidden.chunks_exact(n * w).flat_map(|r| r[..l * w].to_vec()).collect();
         let logits = model
             .logits(
-                tensor_from(hidden, [b, l, w], device),
+                tensor_from(f.text_hidden, [b, f.seq, f.width], device),
                 tensor_from(f.text_embeds, [b, e], device),
                 &f.masks,
                 &dot,

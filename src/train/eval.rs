@@ -130,8 +130,19 @@ fn picture(rgb: Vec<u8>, size: usize) -> Picture {
     }
 }
 
-fn read(p: &Picture) -> Option<Reading> {
+pub(crate) fn read(p: &Picture) -> Option<Reading> {
     analyse(&p.rgb, p.width).ok()
+}
+
+/// The captions diversity is measured on (what they leave open: position, size, background),
+/// and how many samples each.
+pub(crate) const DIVERSITY_CAPTIONS: [&str; 5] =
+    ["a red circle", "a blue star", "a green triangle", "a yellow square", "a purple cross"];
+pub(crate) const DIVERSITY_PER_CAPTION: usize = 6;
+
+/// How many distinct (position, size, background) readings the pictures show.
+pub(crate) fn compositions<'a>(readings: impl IntoIterator<Item = &'a Reading>) -> usize {
+    readings.into_iter().map(|rd| (rd.position.name(), rd.size.name(), rd.background.name())).collect::<BTreeSet<_>>().len()
 }
 
 fn stage(steps: usize, guidance: f32, sampler: Sampler, eta: f32) -> StageParams {
@@ -260,15 +271,8 @@ fn generation_rows(e: &mut Engine, world: &World, samples: usize) -> Result<Repo
 
     // 2. Diversity of what a caption leaves open: unCLIP vs the same decoder given the null
     //    image embedding (a text-only decoder), both at the default decoder guidance.
-    let per = 6;
-    let captions = [
-        "a red circle",
-        "a blue star",
-        "a green triangle",
-        "a yellow square",
-        "a purple cross",
-    ];
-    let captions = &captions[..captions.len().min(samples.max(1))];
+    let per = DIVERSITY_PER_CAPTION;
+    let captions = &DIVERSITY_CAPTIONS[..DIVERSITY_CAPTIONS.len().min(samples.max(1))];
     let (mut du, mut dt, mut au, mut at) = (0.0, 0.0, Tally::default(), Tally::default());
     e.load_decoder().map_err(|err| err.to_string())?;
     let null = e
@@ -290,18 +294,11 @@ fn generation_rows(e: &mut Engine, world: &World, samples: usize) -> Result<Repo
                 .map_err(|err| err.to_string())?
                 .pictures;
         for (pics, distinct, acc) in [(&unclip, &mut du, &mut au), (&text_only, &mut dt, &mut at)] {
-            let mut open = BTreeSet::new();
-            for pic in pics {
-                let reading = read(pic);
-                if let Some(rd) = &reading {
-                    open.insert((rd.position.name(), rd.size.name(), rd.background.name()));
-                }
-                acc.add(
-                    reading
-                        .is_some_and(|rd| Some(rd.shape) == m.shape && Some(rd.colour) == m.colour),
-                );
+            let readings: Vec<Option<Reading>> = pics.iter().map(read).collect();
+            for rd in &readings {
+                acc.add(rd.as_ref().is_some_and(|rd| Some(rd.shape) == m.shape && Some(rd.colour) == m.colour));
             }
-            *distinct += open.len() as f64 / captions.len() as f64;
+            *distinct += compositions(readings.iter().flatten()) as f64 / captions.len() as f64;
         }
     }
     r.diversity = Diversity {

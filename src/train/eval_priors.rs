@@ -4,14 +4,13 @@
 //! embedding is decoded by the same decoder with the same seeds, and the oracle reads the
 //! pictures. Only the prior differs between rows, and only the prior is timed.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Instant;
 
 use serde::Serialize;
 
-use super::eval::{CaptionAccuracy, Tally};
-use super::oracle::{Reading, analyse};
+use super::eval::{CaptionAccuracy, DIVERSITY_CAPTIONS, DIVERSITY_PER_CAPTION, Tally, compositions, read};
+use super::oracle::Reading;
 use super::world::{Split, World};
 use crate::model::ar_codebook::DotHalf;
 use crate::pipeline::latent::cosine;
@@ -92,10 +91,7 @@ fn sample(e: &mut Engine, kind: PriorRowKind, caption: &str, n: usize, seed: u64
                     crate::pipeline::PipelineError::Input("the autoregressive prior is not loaded".into())
                 })?;
                 let u = noise.uniform(n * book.components_kept())?;
-                let z: Vec<f32> = u
-                    .chunks_exact(book.components_kept())
-                    .flat_map(|r| book.decode(&r.iter().map(|&x| (x * book.buckets as f64) as usize).collect::<Vec<_>>()))
-                    .collect();
+                let z: Vec<f32> = u.chunks_exact(book.components_kept()).flat_map(|r| book.random_embedding(r)).collect();
                 crate::model::nn::tensor_from(z, [n, book.dim], &e.device)
             }
         };
@@ -109,7 +105,7 @@ fn decode(e: &mut Engine, z: &[Vec<f32>], caption: &str, seed: u64) -> Result<Ve
     let pics: Vec<Picture> = silent(|ctl| e.decode_embeddings(z, caption, &p, Start::Noise, ctl))
         .map_err(|err| err.to_string())?
         .pictures;
-    Ok(pics.iter().map(|p| analyse(&p.rgb, p.width).ok()).collect())
+    Ok(pics.iter().map(read).collect())
 }
 
 /// The caption's CLIP text embedding.
@@ -151,25 +147,17 @@ fn row(e: &mut Engine, world: &World, kind: PriorRowKind, samples: usize) -> Res
     for (k, c) in DIVERSITY_CAPTIONS.iter().enumerate() {
         let z = sample(e, kind, c, DIVERSITY_PER_CAPTION, 1000 + k as u64)?;
         let readings = decode(e, &z, c, 1000 + k as u64)?;
-        let open: BTreeSet<_> = readings
-            .iter()
-            .flatten()
-            .map(|rd| (rd.position.name(), rd.size.name(), rd.background.name()))
-            .collect();
-        r.distinct += open.len() as f64 / DIVERSITY_CAPTIONS.len() as f64;
+        r.distinct += compositions(readings.iter().flatten()) as f64 / DIVERSITY_CAPTIONS.len() as f64;
     }
     Ok(r)
 }
-
-const DIVERSITY_CAPTIONS: [&str; 5] = ["a red circle", "a blue star", "a green triangle", "a yellow square", "a purple cross"];
-const DIVERSITY_PER_CAPTION: usize = 6;
 
 /// Every row, `samples` captions per split; the rows run two at a time on two engines.
 pub fn compare(model: &Path, samples: usize, device: burn::tensor::Device) -> Result<PriorReport, String> {
     let started = Instant::now();
     let world = World::new(12345);
     let open = || Engine::open(model, device.clone()).map_err(|err| err.to_string());
-    if !open()?.folder.has_ar_prior() {
+    if !crate::model::folder::ModelFolder::open(model).map_err(|err| err.to_string())?.has_ar_prior() {
         return Err(format!("{}: no autoregressive prior (ar_prior/) to compare", model.display()));
     }
     let halves: Vec<Result<Vec<PriorRow>, String>> = std::thread::scope(|scope| {

@@ -99,21 +99,18 @@ fn prior(ui: &mut egui::Ui, s: &mut Settings, ar_available: bool) {
 /// The collapsible "Settings" block under each mode's own controls.
 pub fn show(ui: &mut egui::Ui, s: &mut Settings, ar_prior: bool) {
     egui::CollapsingHeader::new("Sampling settings").default_open(true).show(ui, |ui| {
-        let uses_prior = match s.mode {
-            Mode::Generate => true,
-            Mode::Interpolate => {
-                s.interp.a_kind == crate::app::settings::EndKind::Prompt
-                    || s.interp.b_kind == crate::app::settings::EndKind::Prompt
+        let prompt_end = |k| k == crate::app::settings::EndKind::Prompt;
+        match s.mode {
+            Mode::Generate => {
+                prior(ui, s, ar_prior);
+                ui.separator();
             }
-            _ => false,
-        };
-        if s.mode == Mode::Generate {
-            prior(ui, s, ar_prior);
-            ui.separator();
-        } else if uses_prior {
             // Prompt ends of an interpolation are sampled by the diffusion prior.
-            stage(ui, "Prior", &mut s.prior, 20.0, true);
-            ui.separator();
+            Mode::Interpolate if prompt_end(s.interp.a_kind) || prompt_end(s.interp.b_kind) => {
+                stage(ui, "Prior", &mut s.prior, 20.0, true);
+                ui.separator();
+            }
+            _ => {}
         }
         // Variations shows the decoder's sampler and η in its own panel.
         let mode = s.mode;
