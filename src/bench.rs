@@ -16,7 +16,7 @@ use burn::prelude::*;
 use crate::diffusion::unclip_scheduler::UnclipScheduler;
 use crate::kernels::group_norm::{self, TimeCond};
 use crate::kernels::preview;
-use crate::kernels::sampler::{self, Rule};
+use crate::kernels::sampler::{self, Rule, StepInput};
 use crate::model::config::SchedulerConfig;
 use crate::model::nn::{Act, tensor_from};
 
@@ -177,12 +177,13 @@ fn wgsl_rows(device: &Device, iters: usize) -> Result<Vec<Row>, String> {
         let out = rand([rows_n, out_c, size, size], 1, device);
         let x = rand([b, 3, size, size], 2, device);
         let z = rand([b, 3, size, size], 3, device);
+        let input = |(model_output, sample, noise)| StepInput { model_output, guidance, t: 749, prev: Some(499), sample, noise };
         let step = |kernel: bool| {
             let args = (out.clone(), x.clone(), Some(z.clone()));
             let o = if kernel {
-                sampler::kernel(Rule::Ddpm(s), args.0, guidance, 749, Some(499), args.1, args.2)
+                sampler::kernel(Rule::Ddpm(s), input(args))
             } else {
-                sampler::reference(Rule::Ddpm(s), args.0, guidance, 749, Some(499), args.1, args.2)
+                sampler::reference(Rule::Ddpm(s), input(args))
             }
             .expect("step");
             sync(device);

@@ -31,17 +31,11 @@ fn ms(v: &mut [f64]) -> (f64, f64, f64) {
 /// Runs the measurement on `model` (a folder or repo id) and returns a Markdown table.
 pub fn run_ui(model: &Path, prompt: &str, images: usize) -> Result<String, String> {
     let dir = std::env::temp_dir().join(format!("unclip-bench-ui-{}", std::process::id()));
-    let config = AppConfig {
-        model: Some(model.to_path_buf()),
-        device: DevicePref::Cpu,
-        data_dir: dir.join("data"),
-        config_dir: dir.join("config"),
-        smoke: None,
-        open: Vec::new(),
-    };
+    let config = AppConfig::with_folders(Some(model.to_path_buf()), DevicePref::Cpu, dir.join("data"), dir.join("config"));
+    let settings = config.read_settings();
     let mut h: Harness<'static, UnclipApp> = Harness::builder()
         .with_size(egui::Vec2::new(1320.0, 840.0))
-        .build_eframe(move |cc| UnclipApp::new(&cc.egui_ctx, config));
+        .build_eframe(move |cc| UnclipApp::new(&cc.egui_ctx, config, settings));
     let frame = |h: &mut Harness<'static, UnclipApp>| {
         let t = Instant::now();
         h.step();

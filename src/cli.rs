@@ -33,10 +33,12 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub model: Option<PathBuf>,
     /// Compute precision of the networks: f32, or f16 (halves weight memory; meant for GPUs
-    /// with shader-f16; samplers stay in f32).
-    #[arg(long, global = true, default_value = "f32")]
-    pub dtype: Precision,
-    /// Free each stage's networks when it ends (less memory, reloads next time).
+    /// with shader-f16; samplers stay in f32). Default f32; in the app, the Memory menu's
+    /// setting, which this changes.
+    #[arg(long, global = true)]
+    pub dtype: Option<Precision>,
+    /// Free each stage's networks when it ends (less memory, reloads next time). In the app,
+    /// ticks the Memory menu's box.
     #[arg(long, global = true)]
     pub release_stages: bool,
     /// Load a weight variant, as diffusers' `variant=`: e.g. fp16 reads
@@ -141,6 +143,7 @@ pub struct TrainArgs {
 /// Decoder and super-resolution settings shared by the image commands.
 #[derive(Args, Debug, Clone)]
 pub struct DecodeArgs {
+    /// Seed of the run (for generate: the prior's, the decoder continuing the same stream).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     #[arg(long, default_value_t = 25)]
@@ -184,9 +187,8 @@ impl DecodeArgs {
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
     pub prompt: String,
-    /// Seed of the whole run (the prior, and the decoder continuing the same stream).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
     /// Overrides the prior's seed.
     #[arg(long)]
     pub prior_seed: Option<u64>,
@@ -195,20 +197,8 @@ pub struct GenerateArgs {
     pub decoder_seed: Option<u64>,
     #[arg(long, default_value_t = 25)]
     pub prior_steps: usize,
-    #[arg(long, default_value_t = 25)]
-    pub decoder_steps: usize,
-    #[arg(long, default_value_t = 7)]
-    pub sr_steps: usize,
     #[arg(long, default_value_t = 4.0)]
     pub prior_guidance: f32,
-    #[arg(long, default_value_t = 8.0)]
-    pub decoder_guidance: f32,
-    #[arg(long, default_value = "ddpm")]
-    pub sampler: Sampler,
-    #[arg(long, default_value_t = 0.0)]
-    pub eta: f32,
-    #[arg(long, short = 'n', default_value_t = 1)]
-    pub num_images: usize,
     /// Sample N prior embeddings per image and keep the closest to the caption.
     #[arg(long, default_value_t = 1)]
     pub best_of: usize,
@@ -219,27 +209,19 @@ pub struct GenerateArgs {
     /// The autoregressive prior's sampling temperature (1 = as trained; lower = more typical).
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f32,
-    #[arg(long, short = 'o')]
-    pub out: Option<PathBuf>,
-    /// Write all pictures side by side in one PNG.
-    #[arg(long)]
-    pub grid: bool,
 }
 
 impl GenerateArgs {
     pub fn params(&self) -> GenerateParams {
+        let d = self.decode.params();
         GenerateParams {
             prompt: self.prompt.clone(),
-            num_images: self.num_images,
-            seeds: Seeds { prior: self.prior_seed.unwrap_or(self.seed), decoder: self.decoder_seed },
-            prior: StageParams { steps: self.prior_steps, guidance: self.prior_guidance, sampler: self.sampler, eta: self.eta },
-            decoder: StageParams {
-                steps: self.decoder_steps,
-                guidance: self.decoder_guidance,
-                sampler: self.sampler,
-                eta: self.eta,
-            },
-            super_res_steps: self.sr_steps,
+            num_images: d.num_images,
+            seeds: Seeds { prior: self.prior_seed.unwrap_or(d.seed), decoder: self.decoder_seed },
+            // The prior samples with the decoder's sampler and η.
+            prior: StageParams { steps: self.prior_steps, guidance: self.prior_guidance, ..d.decoder },
+            decoder: d.decoder,
+            super_res_steps: d.super_res_steps,
             best_of: self.best_of,
             prior_kind: self.prior,
             temperature: self.temperature,
@@ -267,7 +249,7 @@ pub struct InterpolateArgs {
     /// fixed (one random x_T) or inverted (slerp of the DDIM-inverted latents; decodes at
     /// decoder guidance ≤ 2, as text diffs do).
     #[arg(long, default_value = "fixed")]
-    pub start: String,
+    pub start: StartLatent,
     #[command(flatten)]
     pub decode: DecodeArgs,
 }
@@ -417,7 +399,7 @@ fn save_strip(pictures: &[Picture], out: &Option<PathBuf>, stem: &str, recipe: O
 fn check_arguments(command: &Command) -> Result<(), String> {
     match command {
         Command::Generate(a) => {
-            check_output(&a.out)?;
+            check_output(&a.decode.out)?;
             a.params().validate()
         }
         Command::Vary(a) => {
@@ -481,7 +463,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         let out = match b {
             BenchCommand::Pipeline { prompt, warmup, repeat } => {
                 let model_dir = cli.model.clone().unwrap_or_else(default_model_dir);
-                crate::bench_pipeline::run_pipeline(&model_dir, chosen.device, cli.dtype.dtype(), prompt, *warmup, *repeat)?
+                crate::bench_pipeline::run_pipeline(&model_dir, chosen.device, cli.dtype.unwrap_or_default().dtype(), prompt, *warmup, *repeat)?
             }
             BenchCommand::Ui { .. } => return Err("handled above".into()),
             BenchCommand::Kernels { iters } => {
@@ -525,7 +507,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         eprintln!("model: {}", model_dir.display());
     }
     let mut engine = Engine::open(&model_dir, chosen.device).map_err(|e| e.to_string())?;
-    engine.dtype = cli.dtype.dtype();
+    engine.dtype = cli.dtype.unwrap_or_default().dtype();
     engine.release_stages = cli.release_stages;
     engine.folder.variant = cli.variant.clone();
     // Every config and weights header is checked before any network is built or allocated.
@@ -545,9 +527,9 @@ pub fn run(cli: Cli) -> Result<(), String> {
     match command {
         Command::Generate(a) => {
             let request = Request::Generate(a.params());
-            let stem = format!("unclip-{}", a.seed);
+            let stem = format!("unclip-{}", a.decode.seed);
             let (g, op) = run_request(&mut engine, request, &mut ctl)?;
-            save_all(&g, &a.out, &stem, &model_name, &op, a.grid)
+            save_all(&g, &a.decode.out, &stem, &model_name, &op, a.decode.grid)
         }
         Command::Vary(a) => {
             let request = Request::Variations { source: input(&a.image)?, params: a.decode.params() };
@@ -557,11 +539,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Interpolate(a) => {
             let (ia, ib) = (input(&a.image_a)?, input(&a.image_b)?);
-            let start = match a.start.as_str() {
-                "fixed" => StartLatent::Fixed,
-                "inverted" => StartLatent::Inverted,
-                other => return Err(format!("unknown start '{other}' (fixed or inverted)")),
-            };
+            let start = a.start;
             let thetas: Vec<f32> = match (a.theta, a.frames) {
                 (Some(t), _) => vec![t],
                 (None, Some(n)) if (2..=MAX_FRAMES).contains(&n) => (0..n).map(|i| i as f32 / (n - 1) as f32).collect(),
@@ -637,8 +615,9 @@ fn train(a: &TrainArgs) -> Result<(), String> {
 }
 
 /// `--dtype`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Precision {
+    #[default]
     F32,
     F16,
 }

@@ -17,12 +17,8 @@ pub enum DevicePref {
 impl std::str::FromStr for DevicePref {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(DevicePref::Auto),
-            "cpu" => Ok(DevicePref::Cpu),
-            "gpu" => Ok(DevicePref::Gpu),
-            other => Err(format!("unknown device '{other}' (auto, cpu or gpu)")),
-        }
+        let choices: &[(&[&str], _)] = &[(&["auto"], DevicePref::Auto), (&["cpu"], DevicePref::Cpu), (&["gpu"], DevicePref::Gpu)];
+        crate::choice::parse(s, "device", choices)
     }
 }
 

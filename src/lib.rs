@@ -8,6 +8,7 @@ pub mod imaging;
 pub mod kernels;
 pub mod model;
 pub mod pipeline;
+pub mod choice;
 pub mod cli;
 pub mod device;
 pub mod files;

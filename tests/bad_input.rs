@@ -147,7 +147,7 @@ fn every_bad_input_gets_one_clear_line_no_panic_and_no_file() {
         row(&["interpolate", &img, &img, "--theta", "-0.1", "-o", &out_s], 1, "θ must be in [0, 1]"),
         row(&["interpolate", &img, &img, "--theta", "1.5", "-o", &out_s], 1, "θ must be in [0, 1]"),
         row(&["interpolate", &img, &img, "-o", &out_s], 1, "give --theta F or --frames N"),
-        row(&["interpolate", &img, &img, "--theta", "0.5", "--start", "sideways", "-o", &out_s], 1, "unknown start"),
+        row(&["interpolate", &img, &img, "--theta", "0.5", "--start", "sideways", "-o", &out_s], 2, "unknown start"),
         row(&["textdiff", &img, "--to", "x", "--theta", "0,0.5,2", "-o", &out_s], 1, "θ must be in [0, 1]"),
         row(&["textdiff", &img, "--to", "x", "--theta", "nan", "-o", &out_s], 1, "θ must be in [0, 1]"),
         row(&["textdiff", &img, "--to", "x", "--theta", &many, "-o", &out_s], 1, "give 1..=64 θ values"),

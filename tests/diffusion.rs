@@ -36,7 +36,6 @@ fn timesteps_round_half_to_even_like_numpy() {
 #[test]
 fn unclip_scheduler_steps_equal_diffusers() {
     let fx = Fixture::open("schedulers");
-    let device = cpu();
     let cases = fx.json["unclip_step_cases"].as_array().expect("cases");
     assert!(cases.len() >= 6);
     for case in cases {
@@ -51,44 +50,23 @@ fn unclip_scheduler_steps_equal_diffusers() {
             Some(_) => None,
             None => t.checked_sub(1),
         };
-        let (sample, out): (Vec<f32>, Vec<f32>) = if fx.f32(&format!("{name}.sample")).0.len() == 2 {
-            let noise2 = fx.has(&format!("{name}.noise")).then(|| fx.tensor::<2>(&format!("{name}.noise"), &device));
-            let o = sched
-                .step(
-                    fx.tensor::<2>(&format!("{name}.model_output"), &device),
-                    t,
-                    prev,
-                    fx.tensor::<2>(&format!("{name}.sample"), &device),
-                    noise2,
-                )
-                .expect("step");
-            assert_close(
-                &format!("{name} x0"),
-                &to_vec(o.pred_original_sample),
-                &fx.values(&format!("{name}.pred_original_sample")),
-                1e-5,
-            );
-            (to_vec(o.prev_sample), fx.values(&format!("{name}.prev_sample")))
+        // The prior's cases are `[b, d]`, the decoder's `[b, c, h, w]`.
+        if fx.f32(&format!("{name}.sample")).0.len() == 2 {
+            check_unclip_step::<2>(&fx, &sched, name, t, prev);
         } else {
-            let noise = fx.has(&format!("{name}.noise")).then(|| fx.tensor::<4>(&format!("{name}.noise"), &device));
-            let o = sched
-                .step(
-                    fx.tensor::<4>(&format!("{name}.model_output"), &device),
-                    t,
-                    prev,
-                    fx.tensor::<4>(&format!("{name}.sample"), &device),
-                    noise,
-                )
-                .expect("step");
-            assert_close(
-                &format!("{name} x0"),
-                &to_vec(o.pred_original_sample),
-                &fx.values(&format!("{name}.pred_original_sample")),
-                1e-5,
-            );
-            (to_vec(o.prev_sample), fx.values(&format!("{name}.prev_sample")))
-        };
-        assert_close(&format!("{name} prev_sample"), &sample, &out, 1e-5);
+            check_unclip_step::<4>(&fx, &sched, name, t, prev);
+        }
+    }
+}
+
+/// One recorded `UnCLIPScheduler.step`: x̂₀ and x_{t−1} equal diffusers'.
+fn check_unclip_step<const D: usize>(fx: &Fixture, sched: &UnclipScheduler, name: &str, t: usize, prev: Option<usize>) {
+    let device = cpu();
+    let input = |what: &str| fx.tensor::<D>(&format!("{name}.{what}"), &device);
+    let noise = fx.has(&format!("{name}.noise")).then(|| input("noise"));
+    let o = sched.step(input("model_output"), t, prev, input("sample"), noise).expect("step");
+    for (what, got) in [("pred_original_sample", o.pred_original_sample), ("prev_sample", o.prev_sample)] {
+        assert_close(&format!("{name} {what}"), &to_vec(got), &fx.values(&format!("{name}.{what}")), 1e-5);
     }
 }
 

@@ -21,7 +21,7 @@ use unclip::diffusion::StepOutput;
 use unclip::diffusion::ddim::Ddim;
 use unclip::diffusion::unclip_scheduler::UnclipScheduler;
 use unclip::kernels::group_norm::{self, TimeCond};
-use unclip::kernels::sampler::{self, Rule};
+use unclip::kernels::sampler::{self, Rule, StepInput};
 use unclip::kernels::{self, preview};
 use unclip::model::config::SchedulerConfig;
 use unclip::model::nn::{Act, tensor_from, to_vec};
@@ -121,6 +121,17 @@ struct StepCase<'a> {
     noise: bool,
 }
 
+impl StepCase<'_> {
+    fn input(&self, model_output: Tensor<4>, sample: Tensor<4>, noise: Option<Tensor<4>>) -> StepInput<4> {
+        StepInput { model_output, guidance: self.guidance, t: self.t, prev: self.prev, sample, noise }
+    }
+}
+
+/// The prior's step 800 → 600 on `[b, E]` embeddings, unguided.
+fn prior_step((model_output, sample, noise): (Tensor<2>, Tensor<2>, Option<Tensor<2>>)) -> StepInput<2> {
+    StepInput { model_output, guidance: None, t: 800, prev: Some(600), sample, noise }
+}
+
 /// The shader indexes 8×8 images flat and 16×20 ones by rows (with a ragged tail).
 const FLAT: (usize, usize) = (8, 8);
 const ROWS: (usize, usize) = (16, 20);
@@ -142,7 +153,7 @@ fn check_step(case: &StepCase, gpu: &Device, dtype: DType, tol: f32, (h, w): (us
         )
     };
     let (o, x, z) = make(gpu, dtype);
-    let (k_prev, k_x0) = both(sampler::kernel(case.rule, o, case.guidance, case.t, case.prev, x, z).expect("kernel runs"));
+    let (k_prev, k_x0) = both(sampler::kernel(case.rule, case.input(o, x, z)).expect("kernel runs"));
     // The reference on flex, in f32 from the same (possibly f16-rounded) inputs.
     let rounded = |v: &[f32]| -> Vec<f32> {
         if dtype == DType::F32 { v.to_vec() } else { v.iter().map(|x| half::f16::from_f32(*x).to_f32()).collect() }
@@ -153,14 +164,14 @@ fn check_step(case: &StepCase, gpu: &Device, dtype: DType, tol: f32, (h, w): (us
         tensor(&rounded(&x_v), [b, c, h, w], &cpu),
         case.noise.then(|| tensor(&rounded(&z_v), [b, c, h, w], &cpu)),
     );
-    let (r_prev, r_x0) = both(sampler::reference(case.rule, o, case.guidance, case.t, case.prev, x, z).expect("reference"));
+    let (r_prev, r_x0) = both(sampler::reference(case.rule, case.input(o, x, z)).expect("reference"));
     let tag = format!("{} {h}x{w} {:?}", case.name, dtype);
     assert_close(&format!("{tag}: x_prev vs flex"), &k_prev, &r_prev, tol);
     assert_close(&format!("{tag}: x0 vs flex"), &k_x0, &r_x0, tol);
     if dtype == DType::F32 {
         // And against the same burn ops on the same wgpu device.
         let (o, x, z) = make(gpu, dtype);
-        let (g_prev, g_x0) = both(sampler::reference(case.rule, o, case.guidance, case.t, case.prev, x, z).expect("reference"));
+        let (g_prev, g_x0) = both(sampler::reference(case.rule, case.input(o, x, z)).expect("reference"));
         assert_close(&format!("{tag}: x_prev vs wgpu burn ops"), &k_prev, &g_prev, tol);
         assert_close(&format!("{tag}: x0 vs wgpu burn ops"), &k_x0, &g_x0, tol);
     }
@@ -215,9 +226,9 @@ fn sampler_step_kernel_handles_prior_shaped_tensors_and_missing_noise() {
     let run = |device: &Device, kernel: bool| {
         let args = (tensor(&o, [b, e], device), tensor(&x, [b, e], device), Some(tensor(&z, [b, e], device)));
         let out = if kernel {
-            sampler::kernel(Rule::Ddpm(&s), args.0, None, 800, Some(600), args.1, args.2)
+            sampler::kernel(Rule::Ddpm(&s), prior_step(args))
         } else {
-            sampler::reference(Rule::Ddpm(&s), args.0, None, 800, Some(600), args.1, args.2)
+            sampler::reference(Rule::Ddpm(&s), prior_step(args))
         };
         let out = out.expect("step");
         (to_vec(out.prev_sample), to_vec(out.pred_original_sample))
@@ -227,7 +238,7 @@ fn sampler_step_kernel_handles_prior_shaped_tensors_and_missing_noise() {
     assert_close("prior x_prev", &kp, &rp, 1e-5);
     assert_close("prior x0", &kx, &rx, 1e-5);
     // A noisy step without noise is the reference's error, not a silent zero.
-    let err = sampler::kernel(Rule::Ddpm(&s), tensor(&o, [b, e], &gpu), None, 800, Some(600), tensor(&x, [b, e], &gpu), None);
+    let err = sampler::kernel(Rule::Ddpm(&s), prior_step((tensor(&o, [b, e], &gpu), tensor(&x, [b, e], &gpu), None)));
     assert!(matches!(err, Err(unclip::diffusion::DiffusionError::MissingNoise)));
 }
 

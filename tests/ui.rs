@@ -62,14 +62,7 @@ fn drop_file(h: &mut App, path: PathBuf) {
 }
 
 fn config(dir: &Path, model: PathBuf) -> AppConfig {
-    AppConfig {
-        model: Some(model),
-        device: DevicePref::Cpu,
-        data_dir: dir.join("data"),
-        config_dir: dir.join("config"),
-        smoke: None,
-        open: Vec::new(),
-    }
+    AppConfig::with_folders(Some(model), DevicePref::Cpu, dir.join("data"), dir.join("config"))
 }
 
 /// The app on the tiny model with few steps (each run takes a fraction of a second).
@@ -87,9 +80,10 @@ fn open_app(dir: &Path) -> App {
 }
 
 fn launch(config: AppConfig) -> App {
+    let settings = config.read_settings();
     Harness::builder()
         .with_size(egui::Vec2::new(1400.0, 900.0))
-        .build_eframe(move |cc| UnclipApp::new(&cc.egui_ctx, config))
+        .build_eframe(move |cc| UnclipApp::new(&cc.egui_ctx, config, settings))
 }
 
 /// Steps frames until `done`, failing after 20 s with what the banner said.
@@ -401,6 +395,23 @@ fn choosing_half_precision_in_the_model_menu_keeps_generating_and_is_remembered(
     drop(h);
     let h = open_app(dir.path());
     assert!(h.state().settings().half_precision, "the choice survives a restart");
+}
+
+#[test]
+fn launching_with_dtype_and_release_stages_flags_ticks_the_memory_boxes() {
+    let dir = TempDir::new("flags");
+    let mut cfg = config(dir.path(), fixture("tiny_unclip"));
+    cfg.half_precision = Some(true);
+    cfg.release_stages = true;
+    let h = launch(cfg);
+    assert!(h.state().settings().half_precision, "--dtype f16 ticks Half precision");
+    assert!(h.state().settings().release_stages, "--release-stages ticks Free memory between stages");
+    drop(h);
+    // `--dtype f32` unticks it again.
+    let mut cfg = config(dir.path(), fixture("tiny_unclip"));
+    cfg.half_precision = Some(false);
+    let h = launch(cfg);
+    assert!(!h.state().settings().half_precision);
 }
 
 #[test]

@@ -151,7 +151,7 @@ impl UnclipApp {
                     self.open_model(folder, false);
                 }
             }
-            Action::UseDefaultModel => self.open_model(crate::model::folder::default_model_dir(), true),
+            Action::UseDefaultModel => self.open_model(self.builtin_model.clone(), true),
             Action::OpenModel(reference) => self.open_model(PathBuf::from(reference), false),
             Action::SetDevice(d) => {
                 self.device = d;

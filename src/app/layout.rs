@@ -10,7 +10,7 @@ use super::panels::{self, Action, PanelCtx, controls};
 use super::preview::{fit, human};
 use super::queue;
 use super::settings::Mode;
-use super::status::{ModelState, bytes};
+use super::status::{ModelState, bytes, resident_bytes};
 use super::{UnclipApp, View};
 use crate::device::DevicePref;
 
@@ -198,7 +198,7 @@ impl UnclipApp {
             let model = if self.model_is_default { format!("{model} (built-in)") } else { model };
             ui.label(format!("Model: {model}")).on_hover_text(self.model_folder.display().to_string());
             ui.separator();
-            let mem = self.memory.rss().map(bytes).unwrap_or_else(|| "n/a".into());
+            let mem = resident_bytes().map(bytes).unwrap_or_else(|| "n/a".into());
             let label = ui.label(format!("Memory: {mem}"));
             match &self.model {
                 ModelState::Ready { memory, .. } => {

@@ -37,7 +37,7 @@ use inputs::{Loader, Purpose, Slot, SourceImage};
 use preview::Preview;
 use queue::Queue;
 use settings::{Mode, Settings};
-use status::{Memory, ModelState};
+use status::ModelState;
 use worker::Worker;
 
 /// Where the app keeps things, and what the command line forced.
@@ -57,6 +57,12 @@ pub struct AppConfig {
     /// Images named on the command line (as a file manager's "Open with" passes them): one
     /// becomes the variations source, two the interpolation ends.
     pub open: Vec<PathBuf>,
+    /// `--dtype` when given: ticks or unticks Memory → Half precision, as the user would.
+    pub half_precision: Option<bool>,
+    /// `--release-stages`: ticks Memory → Free memory between stages.
+    pub release_stages: bool,
+    /// The shipped model's folder, found before the window opens (finding it looks at the disk).
+    pub builtin_model: PathBuf,
 }
 
 impl AppConfig {
@@ -64,15 +70,47 @@ impl AppConfig {
     pub fn for_user(model: Option<PathBuf>, device: DevicePref) -> Result<Self, String> {
         let data = dirs::data_dir().ok_or("no data folder on this system (HOME unset?)")?;
         let config = dirs::config_dir().unwrap_or_else(|| data.clone());
-        Ok(Self { model, device, data_dir: data.join("unclip"), config_dir: config.join("unclip"), smoke: None, open: Vec::new() })
+        Ok(Self::with_folders(model, device, data.join("unclip"), config.join("unclip")))
+    }
+
+    /// The gallery under `data_dir`, settings under `config_dir`; no launch flags.
+    pub fn with_folders(model: Option<PathBuf>, device: DevicePref, data_dir: PathBuf, config_dir: PathBuf) -> Self {
+        Self {
+            model,
+            device,
+            data_dir,
+            config_dir,
+            smoke: None,
+            open: Vec::new(),
+            half_precision: None,
+            release_stages: false,
+            builtin_model: crate::model::folder::default_model_dir(),
+        }
+    }
+
+    /// Reads `settings.json` (defaults and a warning when it is missing or broken). Called
+    /// before the window opens, so the UI thread never reads it.
+    pub fn read_settings(&self) -> (Settings, Option<String>) {
+        Settings::load(&self.config_dir.join("settings.json"))
     }
 }
 
+/// What the command line says besides the model and device.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchFlags {
+    pub smoke: Option<String>,
+    pub open: Vec<PathBuf>,
+    pub half_precision: Option<bool>,
+    pub release_stages: bool,
+}
+
 /// Opens the app window; returns when it is closed.
-pub fn run(model: Option<PathBuf>, device: DevicePref, smoke: Option<String>, open: Vec<PathBuf>) -> Result<(), String> {
+pub fn run(model: Option<PathBuf>, device: DevicePref, flags: LaunchFlags) -> Result<(), String> {
     let mut config = AppConfig::for_user(model, device)?;
-    config.open = open;
-    if let Some(prompt) = smoke {
+    config.open = flags.open;
+    config.half_precision = flags.half_precision;
+    config.release_stages = flags.release_stages;
+    if let Some(prompt) = flags.smoke {
         // A smoke run must not touch the user's folders.
         let dir = std::env::temp_dir().join(format!("unclip-smoke-{}", std::process::id()));
         config.data_dir = dir.join("data");
@@ -89,7 +127,8 @@ pub fn run(model: Option<PathBuf>, device: DevicePref, smoke: Option<String>, op
             .with_icon(window_icon()),
         ..Default::default()
     };
-    eframe::run_native("unclip", options, Box::new(move |cc| Ok(Box::new(UnclipApp::new(&cc.egui_ctx, config)))))
+    let settings = config.read_settings();
+    eframe::run_native("unclip", options, Box::new(move |cc| Ok(Box::new(UnclipApp::new(&cc.egui_ctx, config, settings)))))
         .map_err(|e| format!("cannot open the window: {e}"))
 }
 
@@ -140,13 +179,12 @@ pub struct UnclipApp {
     queue: Queue,
     gallery: Gallery,
     preview: Preview,
-    memory: Memory,
-
     model: ModelState,
     /// The device in use: `--device` when given (not persisted), else the setting.
     device: DevicePref,
     model_folder: PathBuf,
     model_is_default: bool,
+    builtin_model: PathBuf,
 
     slots: HashMap<Slot, SourceImage>,
     loading: Vec<Slot>,
@@ -174,15 +212,21 @@ struct Smoke {
 }
 
 impl UnclipApp {
-    /// Builds the app around `ctx`; starts the worker and opens the model in the background.
-    pub fn new(ctx: &egui::Context, config: AppConfig) -> Self {
+    /// Builds the app around `ctx` with the settings [`AppConfig::read_settings`] read; starts
+    /// the worker and opens the model in the background.
+    pub fn new(ctx: &egui::Context, config: AppConfig, loaded: (Settings, Option<String>)) -> Self {
         let settings_path = config.config_dir.join("settings.json");
-        let (settings, settings_warning) = Settings::load(&settings_path);
+        let (mut settings, settings_warning) = loaded;
+        // Flags change the settings as ticking the boxes would, so they are saved like that.
+        let saved = settings.clone();
+        if let Some(half) = config.half_precision {
+            settings.half_precision = half;
+        }
+        settings.release_stages |= config.release_stages;
         let (gallery, gallery_warning) = Gallery::open(&config.data_dir.join("gallery"), Some(ctx.clone()));
-        let default_model = crate::model::folder::default_model_dir();
         let model_folder =
-            config.model.clone().or_else(|| settings.model.clone()).unwrap_or_else(|| default_model.clone());
-        let model_is_default = model_folder == default_model;
+            config.model.clone().or_else(|| settings.model.clone()).unwrap_or_else(|| config.builtin_model.clone());
+        let model_is_default = model_folder == config.builtin_model;
         let device = if config.device == DevicePref::Auto { settings.device } else { config.device };
 
         let worker = Worker::spawn(ctx.clone());
@@ -194,7 +238,7 @@ impl UnclipApp {
         let loader = Loader::new(ctx.clone());
 
         let mut app = Self {
-            saved: settings.clone(),
+            saved,
             settings,
             settings_path,
             last_save_check: Instant::now(),
@@ -203,11 +247,11 @@ impl UnclipApp {
             queue: Queue::default(),
             gallery,
             preview: Preview::default(),
-            memory: Memory::default(),
             model: ModelState::Opening,
             device,
             model_folder,
             model_is_default,
+            builtin_model: config.builtin_model.clone(),
             slots: HashMap::new(),
             loading: Vec::new(),
             frames: HashMap::new(),

@@ -1,26 +1,27 @@
-//! The status bar: device, model and memory. Memory is the process's resident set (RSS),
-//! sampled at most once a second because reading it is a file read.
+//! The status bar: device, model and memory. Memory is the process's resident set (RSS).
+//! Reading it is a file read on Linux, so one background thread samples it once a second and
+//! the UI thread only loads the last sample.
 
-use std::time::{Duration, Instant};
+use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-#[derive(Default)]
-pub struct Memory {
-    last: Option<(Instant, Option<u64>)>,
-}
+/// The last sample in bytes; 0 until the first one, or where the platform does not say.
+static RESIDENT: AtomicU64 = AtomicU64::new(0);
+static SAMPLER: Once = Once::new();
 
-impl Memory {
-    /// Resident memory in bytes, if the platform tells us.
-    pub fn rss(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        match self.last {
-            Some((t, v)) if now.duration_since(t) < Duration::from_secs(1) => v,
-            _ => {
-                let v = read_rss();
-                self.last = Some((now, v));
-                v
+/// Resident memory in bytes, if the platform tells us (the first call starts the sampler, so
+/// the first frame may show none).
+pub fn resident_bytes() -> Option<u64> {
+    SAMPLER.call_once(|| {
+        let _ = std::thread::Builder::new().name("rss-sampler".into()).spawn(|| {
+            while let Some(v) = read_rss() {
+                RESIDENT.store(v, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_secs(1));
             }
-        }
-    }
+        });
+    });
+    Some(RESIDENT.load(Ordering::Relaxed)).filter(|&v| v > 0)
 }
 
 #[cfg(target_os = "linux")]

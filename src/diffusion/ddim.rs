@@ -3,7 +3,8 @@
 
 use burn::prelude::*;
 
-use super::{DiffusionError, Prediction, StepOutput};
+use super::schedule::alpha_bar_at;
+use super::{DiffusionError, Prediction, StepOutput, clip_x0};
 
 #[derive(Debug, Clone)]
 pub struct Ddim {
@@ -14,6 +15,17 @@ pub struct Ddim {
     pub use_clipped_model_output: bool,
 }
 
+/// The scalars of one DDIM step t → prev: x_prev = √ᾱ_prev·x̂₀ + dir·ε̂ + σ·z. The burn-ops
+/// step and the fused WGSL kernel both read these, so the two cannot drift apart.
+#[derive(Debug, Clone, Copy)]
+pub struct DdimCoefficients {
+    /// ᾱ_t, for x̂₀ and ε̂ from the model output.
+    pub alpha_bar: f32,
+    pub sqrt_alpha_bar_prev: f32,
+    pub dir: f32,
+    pub sigma: f32,
+}
+
 /// The model output's prediction channels: a learned-variance model's extra channels dropped.
 fn prediction_channels<const D: usize>(model_output: Tensor<D>, sample: &Tensor<D>) -> Tensor<D> {
     let channels = sample.dims()[1];
@@ -22,7 +34,19 @@ fn prediction_channels<const D: usize>(model_output: Tensor<D>, sample: &Tensor<
 
 impl Ddim {
     fn alpha_bar(&self, t: Option<usize>) -> f32 {
-        t.map(|t| self.alphas_cumprod[t]).unwrap_or(1.0)
+        alpha_bar_at(&self.alphas_cumprod, t)
+    }
+
+    /// The step's scalars, in f32 as diffusers computes them.
+    pub fn coefficients(&self, t: usize, prev: Option<usize>, eta: f32) -> DdimCoefficients {
+        let ab_prev = self.alpha_bar(prev);
+        let sigma = self.sigma(t, prev, eta);
+        DdimCoefficients {
+            alpha_bar: self.alpha_bar(Some(t)),
+            sqrt_alpha_bar_prev: ab_prev.sqrt(),
+            dir: (1.0 - ab_prev - sigma * sigma).max(0.0).sqrt(),
+            sigma,
+        }
     }
 
     /// σ for the step t → prev: η·√((1−ᾱ_prev)/(1−ᾱ_t))·√(1−ᾱ_t/ᾱ_prev).
@@ -51,25 +75,19 @@ impl Ddim {
             return Err(DiffusionError::Steps(format!("timestep {t} out of range")));
         }
         let pred = prediction_channels(model_output, &sample);
-        let ab_t = self.alpha_bar(Some(t));
-        let ab_prev = self.alpha_bar(prev);
+        let k = self.coefficients(t, prev, eta);
         let sample_for_eps = sample.clone();
-        let (x0, eps) = self.prediction.x0_and_eps(pred, sample, ab_t);
-        let x0 = match self.clip_sample {
-            Some(r) => x0.clamp(-r, r),
-            None => x0,
-        };
+        let (x0, eps) = self.prediction.x0_and_eps(pred, sample, k.alpha_bar);
+        let x0 = clip_x0(x0, self.clip_sample);
         let eps = if self.use_clipped_model_output {
-            (sample_for_eps - x0.clone().mul_scalar(ab_t.sqrt())).div_scalar((1.0 - ab_t).sqrt())
+            (sample_for_eps - x0.clone().mul_scalar(k.alpha_bar.sqrt())).div_scalar((1.0 - k.alpha_bar).sqrt())
         } else {
             eps
         };
-        let sigma = self.sigma(t, prev, eta);
-        let dir = (1.0 - ab_prev - sigma * sigma).max(0.0).sqrt();
-        let mut prev_sample = x0.clone().mul_scalar(ab_prev.sqrt()) + eps.mul_scalar(dir);
+        let mut prev_sample = x0.clone().mul_scalar(k.sqrt_alpha_bar_prev) + eps.mul_scalar(k.dir);
         if self.needs_noise(t, prev, eta) {
             let noise = noise.ok_or(DiffusionError::MissingNoise)?;
-            prev_sample = prev_sample + noise.mul_scalar(sigma);
+            prev_sample = prev_sample + noise.mul_scalar(k.sigma);
         }
         Ok(StepOutput { prev_sample, pred_original_sample: x0 })
     }
@@ -91,10 +109,7 @@ impl Ddim {
 
     /// x̂₀ (clipped if `clip_sample` is set) noised with ε to the level of `to`.
     fn noised_to<const D: usize>(&self, x0: Tensor<D>, eps: Tensor<D>, to: usize) -> Tensor<D> {
-        let x0 = match self.clip_sample {
-            Some(r) => x0.clamp(-r, r),
-            None => x0,
-        };
+        let x0 = clip_x0(x0, self.clip_sample);
         let ab_to = self.alpha_bar(Some(to));
         x0.mul_scalar(ab_to.sqrt()) + eps.mul_scalar((1.0 - ab_to).sqrt())
     }

@@ -57,6 +57,14 @@ impl Prediction {
     }
 }
 
+/// x̂₀ clamped to ±`range` when the scheduler clips (`clip_sample`), else unchanged.
+pub fn clip_x0<const D: usize>(x0: Tensor<D>, range: Option<f32>) -> Tensor<D> {
+    match range {
+        Some(r) => x0.clamp(-r, r),
+        None => x0,
+    }
+}
+
 /// A scheduler step's result.
 pub struct StepOutput<const D: usize> {
     pub prev_sample: Tensor<D>,

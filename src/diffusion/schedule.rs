@@ -93,6 +93,12 @@ pub fn squaredcos_cap_v2_betas(num_train_timesteps: usize) -> Vec<f32> {
         .collect()
 }
 
+/// ᾱ at `t` from a cumulative-product table, or 1 before the first timestep (`None`: the
+/// clean image).
+pub fn alpha_bar_at(alphas_cumprod: &[f32], t: Option<usize>) -> f32 {
+    t.map(|t| alphas_cumprod[t]).unwrap_or(1.0)
+}
+
 /// `torch.cumprod(1.0 - betas, dim=0)` on CPU: f32 alphas, f64 running product, each
 /// element rounded to f32.
 pub fn alphas_cumprod(betas: &[f32]) -> Vec<f32> {

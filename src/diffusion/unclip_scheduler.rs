@@ -4,14 +4,29 @@
 
 use burn::prelude::*;
 
-use super::schedule::{alphas_cumprod, squaredcos_cap_v2_betas, unclip_timesteps};
-use super::{DiffusionError, Prediction, StepOutput};
+use super::schedule::{alpha_bar_at, alphas_cumprod, squaredcos_cap_v2_betas, unclip_timesteps};
+use super::{DiffusionError, Prediction, StepOutput, clip_x0};
 use super::config::SchedulerConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variance {
     FixedSmallLog,
     LearnedRange,
+}
+
+/// The scalars of one DDPM step t → prev: x_prev = c_x0·x̂₀ + c_x·x_t + σ·z. The burn-ops
+/// step and the fused WGSL kernel both read these, so the two cannot drift apart.
+#[derive(Debug, Clone, Copy)]
+pub struct DdpmCoefficients {
+    /// ᾱ_t, for x̂₀ from the model output.
+    pub alpha_bar: f32,
+    pub c_x0: f32,
+    pub c_x: f32,
+    /// log of the posterior variance and of β, between which `learned_range` interpolates.
+    pub log_posterior: f32,
+    pub log_beta: f32,
+    /// σ of `fixed_small_log`.
+    pub fixed_std: f32,
 }
 
 #[derive(Debug, Clone)]
@@ -57,7 +72,7 @@ impl UnclipScheduler {
 
     /// ᾱ at `t`, or 1 before the first timestep.
     pub fn alpha_bar(&self, t: Option<usize>) -> f32 {
-        t.map(|t| self.alphas_cumprod[t]).unwrap_or(1.0)
+        alpha_bar_at(&self.alphas_cumprod, t)
     }
 
     /// Whether `step` at `t` consumes noise (the caller draws it, so the random stream stays
@@ -89,6 +104,22 @@ impl UnclipScheduler {
         }
     }
 
+    /// The step's scalars, in f32 as diffusers computes them.
+    pub fn coefficients(&self, t: usize, prev: Option<usize>) -> DdpmCoefficients {
+        let (ab_t, ab_prev) = (self.alpha_bar(Some(t)), self.alpha_bar(prev));
+        let (bp_t, bp_prev) = (1.0 - ab_t, 1.0 - ab_prev);
+        let (beta, alpha) = self.beta_alpha(t, prev);
+        let (v, _) = self.posterior_variance(t, prev);
+        DdpmCoefficients {
+            alpha_bar: ab_t,
+            c_x0: ab_prev.sqrt() * beta / bp_t,
+            c_x: alpha.sqrt() * bp_prev / bp_t,
+            log_posterior: v.ln(),
+            log_beta: beta.ln(),
+            fixed_std: self.variance(t, prev, None),
+        }
+    }
+
     /// Posterior variance (1−ᾱ_prev)/(1−ᾱ_t)·β of the transition, and β.
     fn posterior_variance(&self, t: usize, prev: Option<usize>) -> (f32, f32) {
         let (beta, _) = self.beta_alpha(t, prev);
@@ -116,20 +147,10 @@ impl UnclipScheduler {
         } else {
             (model_output, None)
         };
-        let ab_t = self.alpha_bar(Some(t));
-        let ab_prev = self.alpha_bar(prev);
-        let bp_t = 1.0 - ab_t;
-        let bp_prev = 1.0 - ab_prev;
-        let (beta, alpha) = self.beta_alpha(t, prev);
-
-        let x0 = self.prediction.x0(pred, sample.clone(), ab_t);
-        let x0 = match self.clip_sample {
-            Some(r) => x0.clamp(-r, r),
-            None => x0,
-        };
-        let c_x0 = ab_prev.sqrt() * beta / bp_t;
-        let c_x = alpha.sqrt() * bp_prev / bp_t;
-        let mut prev_sample = x0.clone().mul_scalar(c_x0) + sample.mul_scalar(c_x);
+        let k = self.coefficients(t, prev);
+        let x0 = self.prediction.x0(pred, sample.clone(), k.alpha_bar);
+        let x0 = clip_x0(x0, self.clip_sample);
+        let mut prev_sample = x0.clone().mul_scalar(k.c_x0) + sample.mul_scalar(k.c_x);
 
         if self.needs_noise(t) {
             let noise = noise.ok_or(DiffusionError::MissingNoise)?;
@@ -137,12 +158,12 @@ impl UnclipScheduler {
                 (Variance::LearnedRange, Some(pv)) => {
                     // log σ² interpolates between log β and log of the posterior variance,
                     // by the raw (unclamped) model channel mapped from [-1, 1] to [0, 1].
-                    let (v, _) = self.posterior_variance(t, prev);
                     let frac = pv.add_scalar(1.0).div_scalar(2.0);
-                    let (min_log, max_log) = (v.ln(), beta.ln());
-                    (frac.clone().mul_scalar(max_log) + frac.neg().add_scalar(1.0).mul_scalar(min_log)).mul_scalar(0.5).exp()
+                    (frac.clone().mul_scalar(k.log_beta) + frac.neg().add_scalar(1.0).mul_scalar(k.log_posterior))
+                        .mul_scalar(0.5)
+                        .exp()
                 }
-                _ => noise.zeros_like().add_scalar(self.variance(t, prev, None)),
+                _ => noise.zeros_like().add_scalar(k.fixed_std),
             };
             prev_sample = prev_sample + std * noise;
         }

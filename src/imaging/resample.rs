@@ -56,11 +56,11 @@ impl fmt::Display for ResampleError {
 
 impl std::error::Error for ResampleError {}
 
-fn nonzero(v: usize, what: &'static str) -> Result<(), ResampleError> {
-    if v == 0 {
-        Err(ResampleError::ZeroSize { what })
-    } else {
-        Ok(())
+/// The first of `sides` that is zero, as an error.
+fn nonzero(sides: &[(usize, &'static str)]) -> Result<(), ResampleError> {
+    match sides.iter().find(|(v, _)| *v == 0) {
+        Some(&(_, what)) => Err(ResampleError::ZeroSize { what }),
+        None => Ok(()),
     }
 }
 
@@ -91,6 +91,12 @@ fn check_alloc(len: usize, elem: usize, what: &'static str) -> Result<usize, Res
     } else {
         Ok(len)
     }
+}
+
+/// An interleaved RGB8 `w × h` input: both sides nonzero and `src` that long.
+fn check_rgb8(src: &[u8], w: usize, h: usize) -> Result<(), ResampleError> {
+    nonzero(&[(w, "input width"), (h, "input height")])?;
+    check_len(src.len(), volume(w, h, 3, "input size")?)
 }
 
 fn check_len(len: usize, expected: usize) -> Result<(), ResampleError> {
@@ -285,11 +291,9 @@ pub fn resize_bicubic_antialias_with(
     out_w: usize,
     kernel: TorchCpuKernel,
 ) -> Result<Vec<f32>, ResampleError> {
-    nonzero(channels, "channels")?;
-    nonzero(h, "input height")?;
-    nonzero(w, "input width")?;
-    nonzero(out_h, "output height")?;
-    nonzero(out_w, "output width")?;
+    let sides = [(h, "input height"), (w, "input width"), (out_h, "output height"), (out_w, "output width")];
+    nonzero(&[(channels, "channels")])?;
+    nonzero(&sides)?;
     check_len(src.len(), volume(channels, h, w, "input size")?)?;
     check_dims(&[h, w, out_h, out_w])?;
     let out_len = volume(channels, out_h, out_w, "output size")?;
@@ -459,11 +463,8 @@ pub fn pil_resize_bicubic_rgb8(
     out_w: usize,
     out_h: usize,
 ) -> Result<Vec<u8>, ResampleError> {
-    nonzero(w, "input width")?;
-    nonzero(h, "input height")?;
-    nonzero(out_w, "output width")?;
-    nonzero(out_h, "output height")?;
-    check_len(src.len(), volume(w, h, 3, "input size")?)?;
+    check_rgb8(src, w, h)?;
+    nonzero(&[(out_w, "output width"), (out_h, "output height")])?;
     check_dims(&[w, h, out_w, out_h])?;
     check_alloc(volume(out_w, out_h, 3, "output size")?, 1, "output size")?;
     // Either pass order's intermediate: out_w × h or w × out_h.
@@ -529,11 +530,8 @@ pub fn center_crop_rgb8(
     crop_w: usize,
     crop_h: usize,
 ) -> Result<Vec<u8>, ResampleError> {
-    nonzero(w, "input width")?;
-    nonzero(h, "input height")?;
-    nonzero(crop_w, "crop width")?;
-    nonzero(crop_h, "crop height")?;
-    check_len(src.len(), volume(w, h, 3, "input size")?)?;
+    check_rgb8(src, w, h)?;
+    nonzero(&[(crop_w, "crop width"), (crop_h, "crop height")])?;
     let out_len = check_alloc(volume(crop_w, crop_h, 3, "crop size")?, 1, "crop size")?;
 
     // Per axis: (first source index, first destination index, count copied).
@@ -565,9 +563,7 @@ pub fn shortest_edge_size(
     h: usize,
     shortest_edge: usize,
 ) -> Result<(usize, usize), ResampleError> {
-    nonzero(w, "input width")?;
-    nonzero(h, "input height")?;
-    nonzero(shortest_edge, "shortest edge")?;
+    nonzero(&[(w, "input width"), (h, "input height"), (shortest_edge, "shortest edge")])?;
     let (short, long) = if w <= h { (w, h) } else { (h, w) };
     // Python divides exactly-rounded; below 2^53 the integer floor division agrees with
     // int(float(a) / float(b)), so compute it exactly and refuse larger products.

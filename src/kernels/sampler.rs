@@ -3,7 +3,7 @@
 //! Reference: the burn-ops path the pipeline always ran, [`guide_decoder`] on the CFG batch
 //! followed by [`UnclipScheduler::step`] (DDPM, `fixed_small_log` or `learned_range`) or
 //! [`Ddim::step`] (DDIM-η). The kernel does the same arithmetic per element, in one pass, with
-//! the scalar coefficients computed here in f32 exactly as those functions compute them.
+//! the scalar coefficients the schedulers hand out (`coefficients`), which their own steps use.
 
 use burn::backend::Dispatch;
 use burn::prelude::*;
@@ -46,35 +46,29 @@ const F_ROWS: u32 = 128;
 
 /// One sampler step t → `prev` on `model_output` (the CFG batch `[uncond; cond]` of `2b` rows
 /// when `guidance` is `Some(scale)`, else already guided or unguided, `b` rows). `noise` must
-/// be given when the step needs it. The kernel runs on wgpu, the reference elsewhere; both
-/// return x_{t−1} and x̂₀.
-pub fn step<const D: usize>(
-    rule: Rule,
-    model_output: Tensor<D>,
-    guidance: Option<f32>,
-    t: usize,
-    prev: Option<usize>,
-    sample: Tensor<D>,
-    noise: Option<Tensor<D>>,
-) -> Result<StepOutput<D>, DiffusionError> {
-    if super::enabled(&sample.device())
-        && let Some(params) = plan(rule, &model_output, guidance, t, prev, &sample, noise.as_ref())?
+/// be given when the step needs it.
+pub struct StepInput<const D: usize> {
+    pub model_output: Tensor<D>,
+    pub guidance: Option<f32>,
+    pub t: usize,
+    pub prev: Option<usize>,
+    pub sample: Tensor<D>,
+    pub noise: Option<Tensor<D>>,
+}
+
+/// The step: the kernel on wgpu, the reference elsewhere; both return x_{t−1} and x̂₀.
+pub fn step<const D: usize>(rule: Rule, input: StepInput<D>) -> Result<StepOutput<D>, DiffusionError> {
+    if super::enabled(&input.sample.device())
+        && let Some(params) = plan(rule, &input)?
     {
-        return Ok(run(model_output, sample, noise, params));
+        return Ok(run(input, params));
     }
-    reference(rule, model_output, guidance, t, prev, sample, noise)
+    reference(rule, input)
 }
 
 /// The burn-ops reference: guidance ([`guide_decoder`]) then the scheduler's own step.
-pub fn reference<const D: usize>(
-    rule: Rule,
-    model_output: Tensor<D>,
-    guidance: Option<f32>,
-    t: usize,
-    prev: Option<usize>,
-    sample: Tensor<D>,
-    noise: Option<Tensor<D>>,
-) -> Result<StepOutput<D>, DiffusionError> {
+pub fn reference<const D: usize>(rule: Rule, input: StepInput<D>) -> Result<StepOutput<D>, DiffusionError> {
+    let StepInput { model_output, guidance, t, prev, sample, noise } = input;
     let channels = sample.dims()[1];
     let out = match guidance {
         Some(scale) => guide(model_output, channels, scale),
@@ -88,20 +82,12 @@ pub fn reference<const D: usize>(
 
 /// The kernel, whatever [`super::enabled`] says; an error where it cannot run (not a wgpu
 /// tensor, a dtype or layout it does not handle).
-pub fn kernel<const D: usize>(
-    rule: Rule,
-    model_output: Tensor<D>,
-    guidance: Option<f32>,
-    t: usize,
-    prev: Option<usize>,
-    sample: Tensor<D>,
-    noise: Option<Tensor<D>>,
-) -> Result<StepOutput<D>, DiffusionError> {
-    if !super::is_wgpu(&sample.device()) {
+pub fn kernel<const D: usize>(rule: Rule, input: StepInput<D>) -> Result<StepOutput<D>, DiffusionError> {
+    if !super::is_wgpu(&input.sample.device()) {
         return Err(DiffusionError::Config("the sampler kernel needs a wgpu device".into()));
     }
-    match plan(rule, &model_output, guidance, t, prev, &sample, noise.as_ref())? {
-        Some(params) => Ok(run(model_output, sample, noise, params)),
+    match plan(rule, &input)? {
+        Some(params) => Ok(run(input, params)),
         None => Err(DiffusionError::Config("the sampler kernel does not handle these shapes/dtypes".into())),
     }
 }
@@ -118,7 +104,8 @@ fn guide<const D: usize>(out: Tensor<D>, channels: usize, scale: f32) -> Tensor<
     guided.reshape(shape)
 }
 
-fn run<const D: usize>(model_output: Tensor<D>, sample: Tensor<D>, noise: Option<Tensor<D>>, params: SamplerParams) -> StepOutput<D> {
+fn run<const D: usize>(input: StepInput<D>, params: SamplerParams) -> StepOutput<D> {
+    let StepInput { model_output, sample, noise, .. } = input;
     // The shader binds a noise buffer either way; it reads it only when the flag says so.
     let noise = noise.unwrap_or_else(|| sample.clone());
     let (prev, x0) =
@@ -126,22 +113,12 @@ fn run<const D: usize>(model_output: Tensor<D>, sample: Tensor<D>, noise: Option
     StepOutput { prev_sample: Tensor::from_dispatch(prev), pred_original_sample: Tensor::from_dispatch(x0) }
 }
 
-fn alpha_bar(alphas_cumprod: &[f32], t: Option<usize>) -> f32 {
-    t.map(|t| alphas_cumprod[t]).unwrap_or(1.0)
-}
-
 /// The shader's parameters for this step, or `None` where the kernel does not apply (then the
 /// reference runs and reports any error itself). Errors only for missing noise, as the
 /// reference would.
-fn plan<const D: usize>(
-    rule: Rule,
-    model_output: &Tensor<D>,
-    guidance: Option<f32>,
-    t: usize,
-    prev: Option<usize>,
-    sample: &Tensor<D>,
-    noise: Option<&Tensor<D>>,
-) -> Result<Option<SamplerParams>, DiffusionError> {
+fn plan<const D: usize>(rule: Rule, input: &StepInput<D>) -> Result<Option<SamplerParams>, DiffusionError> {
+    let StepInput { model_output, guidance, t, prev, sample, .. } = input;
+    let (guidance, t, prev, noise) = (*guidance, *t, *prev, input.noise.as_ref());
     if D < 2 {
         return Ok(None);
     }
@@ -184,28 +161,23 @@ fn plan<const D: usize>(
             if !learned && c_out != c {
                 return Ok(None);
             }
-            let ab_t = s.alpha_bar(Some(t));
-            let ab_prev = s.alpha_bar(prev);
-            let bp_t = 1.0 - ab_t;
-            let bp_prev = 1.0 - ab_prev;
-            let (beta, alpha) = ddpm_beta_alpha(s, t, prev);
-            w[10] = f32_bits(ab_prev.sqrt() * beta / bp_t);
-            w[11] = f32_bits(alpha.sqrt() * bp_prev / bp_t);
+            let k = s.coefficients(t, prev);
+            w[10] = f32_bits(k.c_x0);
+            w[11] = f32_bits(k.c_x);
             if s.needs_noise(t) {
                 if noise.is_none() {
                     return Err(DiffusionError::MissingNoise);
                 }
                 flags |= F_NOISE;
-                let v = bp_prev / bp_t * beta;
                 if learned {
                     flags |= F_LEARNED;
-                    w[13] = f32_bits(v.ln());
-                    w[14] = f32_bits(beta.ln());
+                    w[13] = f32_bits(k.log_posterior);
+                    w[14] = f32_bits(k.log_beta);
                 } else {
-                    w[12] = f32_bits((0.5 * v.max(1e-20).ln()).exp());
+                    w[12] = f32_bits(k.fixed_std);
                 }
             }
-            (s.prediction, s.clip_sample, ab_t)
+            (s.prediction, s.clip_sample, k.alpha_bar)
         }
         Rule::Ddim { ddim, eta } => {
             if t >= ddim.alphas_cumprod.len() || c_out < c {
@@ -213,11 +185,9 @@ fn plan<const D: usize>(
             }
             // As Ddim::step.
             flags |= F_DDIM;
-            let ab_t = alpha_bar(&ddim.alphas_cumprod, Some(t));
-            let ab_prev = alpha_bar(&ddim.alphas_cumprod, prev);
-            let sigma = ddim.sigma(t, prev, eta);
-            w[10] = f32_bits(ab_prev.sqrt());
-            w[11] = f32_bits((1.0 - ab_prev - sigma * sigma).max(0.0).sqrt());
+            let k = ddim.coefficients(t, prev, eta);
+            w[10] = f32_bits(k.sqrt_alpha_bar_prev);
+            w[11] = f32_bits(k.dir);
             if ddim.use_clipped_model_output {
                 flags |= F_CLIPPED_EPS;
             }
@@ -226,9 +196,9 @@ fn plan<const D: usize>(
                     return Err(DiffusionError::MissingNoise);
                 }
                 flags |= F_NOISE;
-                w[12] = f32_bits(sigma);
+                w[12] = f32_bits(k.sigma);
             }
-            (ddim.prediction, ddim.clip_sample, ab_t)
+            (ddim.prediction, ddim.clip_sample, k.alpha_bar)
         }
     };
     if prediction == Prediction::Epsilon {
@@ -249,15 +219,6 @@ fn plan<const D: usize>(
     Ok(Some(SamplerParams { words: w }))
 }
 
-/// β and α of the (possibly respaced) transition t → prev, as `UnclipScheduler::beta_alpha`.
-fn ddpm_beta_alpha(s: &UnclipScheduler, t: usize, prev: Option<usize>) -> (f32, f32) {
-    if prev == t.checked_sub(1) && prev.is_some() || (t == 0 && prev.is_none()) {
-        (s.betas[t], 1.0 - s.betas[t])
-    } else {
-        let beta = 1.0 - s.alpha_bar(Some(t)) / s.alpha_bar(prev);
-        (beta, 1.0 - beta)
-    }
-}
 
 /// The `CubeBackend` side: allocate the two outputs and dispatch one thread per element.
 pub(crate) fn launch(model_out: CubeTensor, sample: CubeTensor, noise: CubeTensor, params: SamplerParams) -> (CubeTensor, CubeTensor) {

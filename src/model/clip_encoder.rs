@@ -4,6 +4,7 @@
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
+use super::ModelError;
 use super::nn::{Act, attention, merge_heads, split_heads};
 
 /// transformers `CLIPAttention`.
@@ -70,6 +71,17 @@ pub struct EncoderShape {
     pub heads: usize,
     pub eps: f64,
     pub act: Act,
+}
+
+impl EncoderShape {
+    /// The tower a transformers CLIP config describes: `[hidden_size, intermediate_size,
+    /// num_hidden_layers, num_attention_heads]`, `layer_norm_eps` and `hidden_act`.
+    /// `component` names the tower in the error for an activation we do not have.
+    pub fn of(component: &str, sizes: [usize; 4], eps: f64, hidden_act: &str) -> Result<Self, ModelError> {
+        let act = Act::parse(hidden_act).ok_or_else(|| ModelError::unsupported(component, format!("hidden_act {hidden_act}")))?;
+        let [width, intermediate, layers, heads] = sizes;
+        Ok(Self { width, intermediate, layers, heads, eps, act })
+    }
 }
 
 /// transformers `CLIPEncoder`.

@@ -6,7 +6,7 @@ use burn::tensor::TensorData;
 
 use super::clip_encoder::{ClipEncoder, EncoderShape};
 use super::config::ClipTextConfig;
-use super::nn::{Act, tensor_from};
+use super::nn::tensor_from;
 use super::ModelError;
 
 #[derive(Module, Debug)]
@@ -40,26 +40,16 @@ pub struct TextEncoding {
 
 impl ClipTextModelWithProjection {
     pub fn init(config: &ClipTextConfig, device: &Device) -> Result<Self, ModelError> {
-        let act = Act::parse(&config.hidden_act)
-            .ok_or_else(|| ModelError::unsupported("text_encoder", format!("hidden_act {}", config.hidden_act)))?;
         let c = config;
+        let sizes = [c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.num_attention_heads];
+        let shape = EncoderShape::of("text_encoder", sizes, c.layer_norm_eps, &c.hidden_act)?;
         Ok(Self {
             text_model: ClipTextTransformer {
                 embeddings: ClipTextEmbeddings {
                     token_embedding: EmbeddingConfig::new(c.vocab_size, c.hidden_size).init(device),
                     position_embedding: EmbeddingConfig::new(c.max_position_embeddings, c.hidden_size).init(device),
                 },
-                encoder: ClipEncoder::init(
-                    EncoderShape {
-                        width: c.hidden_size,
-                        intermediate: c.intermediate_size,
-                        layers: c.num_hidden_layers,
-                        heads: c.num_attention_heads,
-                        eps: c.layer_norm_eps,
-                        act,
-                    },
-                    device,
-                ),
+                encoder: ClipEncoder::init(shape, device),
                 final_layer_norm: LayerNormConfig::new(c.hidden_size).with_epsilon(c.layer_norm_eps).init(device),
             },
             text_projection: LinearConfig::new(c.hidden_size, c.projection_dim).with_bias(false).init(device),

@@ -8,7 +8,6 @@ use burn::tensor::TensorData;
 
 use super::clip_encoder::{ClipEncoder, EncoderShape};
 use super::config::ClipVisionConfig;
-use super::nn::Act;
 use super::ModelError;
 
 #[derive(Module, Debug)]
@@ -38,8 +37,8 @@ pub struct ClipVisionModelWithProjection {
 impl ClipVisionModelWithProjection {
     pub fn init(config: &ClipVisionConfig, device: &Device) -> Result<Self, ModelError> {
         let c = config;
-        let act = Act::parse(&c.hidden_act)
-            .ok_or_else(|| ModelError::unsupported("image_encoder", format!("hidden_act {}", c.hidden_act)))?;
+        let sizes = [c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.num_attention_heads];
+        let shape = EncoderShape::of("image_encoder", sizes, c.layer_norm_eps, &c.hidden_act)?;
         if c.patch_size == 0 || c.image_size % c.patch_size != 0 {
             return Err(ModelError::unsupported("image_encoder", "image_size not a multiple of patch_size"));
         }
@@ -60,17 +59,7 @@ impl ClipVisionModelWithProjection {
                         .init(device),
                 },
                 pre_layrnorm: LayerNormConfig::new(c.hidden_size).with_epsilon(c.layer_norm_eps).init(device),
-                encoder: ClipEncoder::init(
-                    EncoderShape {
-                        width: c.hidden_size,
-                        intermediate: c.intermediate_size,
-                        layers: c.num_hidden_layers,
-                        heads: c.num_attention_heads,
-                        eps: c.layer_norm_eps,
-                        act,
-                    },
-                    device,
-                ),
+                encoder: ClipEncoder::init(shape, device),
                 post_layernorm: LayerNormConfig::new(c.hidden_size).with_epsilon(c.layer_norm_eps).init(device),
             },
             visual_projection: LinearConfig::new(c.hidden_size, c.projection_dim).with_bias(false).init(device),

@@ -15,11 +15,7 @@ pub enum Sampler {
 impl std::str::FromStr for Sampler {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "ddpm" => Ok(Sampler::Ddpm),
-            "ddim" => Ok(Sampler::Ddim),
-            other => Err(format!("unknown sampler '{other}' (ddpm or ddim)")),
-        }
+        crate::choice::parse(s, "sampler", &[(&["ddpm"], Sampler::Ddpm), (&["ddim"], Sampler::Ddim)])
     }
 }
 
@@ -38,11 +34,9 @@ pub enum PriorKind {
 impl std::str::FromStr for PriorKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "diffusion" => Ok(PriorKind::Diffusion),
-            "ar" | "autoregressive" => Ok(PriorKind::Autoregressive),
-            other => Err(format!("unknown prior '{other}' (diffusion or ar)")),
-        }
+        let choices: &[(&[&str], _)] =
+            &[(&["diffusion"], PriorKind::Diffusion), (&["ar", "autoregressive"], PriorKind::Autoregressive)];
+        crate::choice::parse(s, "prior", choices)
     }
 }
 
@@ -225,4 +219,11 @@ pub enum StartLatent {
     /// The DDIM-inverted x_T of the input image(s), slerped: the endpoints reconstruct
     /// the inputs.
     Inverted,
+}
+
+impl std::str::FromStr for StartLatent {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        crate::choice::parse(s, "start", &[(&["fixed"], StartLatent::Fixed), (&["inverted"], StartLatent::Inverted)])
+    }
 }

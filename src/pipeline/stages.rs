@@ -12,7 +12,7 @@ use crate::diffusion::ddim::Ddim;
 use crate::diffusion::guidance::{guide_decoder, guide_prior};
 use crate::diffusion::unclip_scheduler::UnclipScheduler;
 use crate::kernels::preview::to_preview;
-use crate::kernels::sampler::{self as sampler_kernel, Rule};
+use crate::kernels::sampler::{self as sampler_kernel, Rule, StepInput};
 use crate::model::ar_codebook::DotHalf;
 use crate::model::nn::{tensor_from, to_vec};
 use crate::model::unet::attention::Context;
@@ -431,7 +431,7 @@ fn step<const D: usize>(
             (Rule::Ddim { ddim, eta: p.eta }, z)
         }
     };
-    let out = sampler_kernel::step(rule, model_output, guidance, t, prev, sample, z)?;
+    let out = sampler_kernel::step(rule, StepInput { model_output, guidance, t, prev, sample, noise: z })?;
     Ok((out.prev_sample, out.pred_original_sample))
 }
 

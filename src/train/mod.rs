@@ -47,14 +47,14 @@ pub enum StageName {
 impl std::str::FromStr for StageName {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "clip" => Ok(StageName::Clip),
-            "prior" => Ok(StageName::Prior),
-            "decoder" => Ok(StageName::Decoder),
-            "superres" | "super-res" | "super_res" => Ok(StageName::Superres),
-            "ar-prior" | "ar_prior" => Ok(StageName::ArPrior),
-            other => Err(format!("unknown stage '{other}' (clip, prior, decoder, superres, ar-prior)")),
-        }
+        let choices: &[(&[&str], _)] = &[
+            (&["clip"], StageName::Clip),
+            (&["prior"], StageName::Prior),
+            (&["decoder"], StageName::Decoder),
+            (&["superres", "super-res", "super_res"], StageName::Superres),
+            (&["ar-prior", "ar_prior"], StageName::ArPrior),
+        ];
+        crate::choice::parse(s, "stage", choices)
     }
 }
 
@@ -73,32 +73,34 @@ pub struct Recipe {
 
 impl Recipe {
     pub fn new(kind: RecipeKind) -> Self {
-        let b = |steps, batch, lr| Budget { steps, batch, lr, warmup: (steps / 20).max(1), checkpoint_every: 100 };
-        match kind {
-            RecipeKind::Quick => Self {
-                kind,
-                spec: Spec::quick(),
-                clip: b(700, 32, 3e-3),
-                prior: b(150, 32, 1e-3),
-                decoder: b(60, 8, 1e-3),
-                superres: b(45, 8, 1e-3),
-                ar_prior: b(150, 32, 1e-3),
-                world_seed: 1,
-            },
-            RecipeKind::Full => Self {
-                kind,
-                spec: Spec::full(),
-                // The shipped model's budgets. `train all` runs CLIP → decoder beside
-                // super-res → prior: about 19 + 85–110 minutes on 2 cores (decoder 1.1–1.5 s a
-                // step, super-res on 32 px crops about 1 s, depending on what else the machine
-                // does).
-                clip: b(3000, 64, 1e-3),
-                prior: b(2000, 64, 5e-4),
-                decoder: b(4500, 16, 5e-4),
-                superres: b(4000, 16, 5e-4),
-                ar_prior: b(4000, 64, 1e-3),
-                world_seed: 1,
-            },
+        let b = |(steps, batch, lr): (usize, usize, f64)| Budget {
+            steps,
+            batch,
+            lr,
+            warmup: (steps / 20).max(1),
+            checkpoint_every: 100,
+        };
+        // (steps, batch, learning rate) for CLIP, prior, decoder, super-res, AR prior.
+        let (spec, [clip, prior, decoder, superres, ar_prior]) = match kind {
+            RecipeKind::Quick => {
+                (Spec::quick(), [(700, 32, 3e-3), (150, 32, 1e-3), (60, 8, 1e-3), (45, 8, 1e-3), (150, 32, 1e-3)])
+            }
+            // The shipped model's budgets. `train all` runs CLIP → decoder beside super-res →
+            // prior: about 19 + 85–110 minutes on 2 cores (decoder 1.1–1.5 s a step, super-res
+            // on 32 px crops about 1 s, depending on what else the machine does).
+            RecipeKind::Full => {
+                (Spec::full(), [(3000, 64, 1e-3), (2000, 64, 5e-4), (4500, 16, 5e-4), (4000, 16, 5e-4), (4000, 64, 1e-3)])
+            }
+        };
+        Self {
+            kind,
+            spec,
+            clip: b(clip),
+            prior: b(prior),
+            decoder: b(decoder),
+            superres: b(superres),
+            ar_prior: b(ar_prior),
+            world_seed: 1,
         }
     }
 }

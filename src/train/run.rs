@@ -33,11 +33,7 @@ pub enum RecipeKind {
 impl std::str::FromStr for RecipeKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "quick" => Ok(RecipeKind::Quick),
-            "full" => Ok(RecipeKind::Full),
-            other => Err(format!("unknown recipe '{other}' (quick or full)")),
-        }
+        crate::choice::parse(s, "recipe", &[(&["quick"], RecipeKind::Quick), (&["full"], RecipeKind::Full)])
     }
 }
 

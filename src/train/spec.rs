@@ -70,32 +70,38 @@ impl Spec {
     }
 
     pub fn text_encoder(&self, tok: &TokenizerInfo) -> Value {
-        json!({
+        self.clip_tower(json!({
             "architectures": ["CLIPTextModelWithProjection"],
             "model_type": "clip_text_model",
-            "attention_dropout": 0.0, "dropout": 0.0, "initializer_factor": 1.0, "initializer_range": 0.02,
-            "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5,
-            "hidden_size": self.clip_width, "intermediate_size": 4 * self.clip_width,
-            "num_attention_heads": self.clip_heads, "num_hidden_layers": self.clip_layers,
-            "max_position_embeddings": self.context, "projection_dim": self.embed_dim,
+            "max_position_embeddings": self.context,
             "vocab_size": tok.vocab_size,
             "bos_token_id": tok.bos_id, "eos_token_id": tok.eos_id, "pad_token_id": tok.eos_id,
-            "torch_dtype": "float32", "transformers_version": "4.51.3",
-        })
+        }))
     }
 
     pub fn image_encoder(&self) -> Value {
-        json!({
+        self.clip_tower(json!({
             "architectures": ["CLIPVisionModelWithProjection"],
             "model_type": "clip_vision_model",
+            "image_size": self.image_size, "patch_size": self.patch, "num_channels": 3,
+        }))
+    }
+
+    /// `own` plus what the text and vision towers' configs share (one width, depth, head
+    /// count and projection for both).
+    fn clip_tower(&self, mut own: Value) -> Value {
+        let shared = json!({
             "attention_dropout": 0.0, "dropout": 0.0, "initializer_factor": 1.0, "initializer_range": 0.02,
             "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5,
             "hidden_size": self.clip_width, "intermediate_size": 4 * self.clip_width,
             "num_attention_heads": self.clip_heads, "num_hidden_layers": self.clip_layers,
-            "image_size": self.image_size, "patch_size": self.patch, "num_channels": 3,
             "projection_dim": self.embed_dim,
             "torch_dtype": "float32", "transformers_version": "4.51.3",
-        })
+        });
+        if let (Some(own), Value::Object(shared)) = (own.as_object_mut(), shared) {
+            own.extend(shared);
+        }
+        own
     }
 
     pub fn feature_extractor(&self) -> Value {

@@ -201,15 +201,10 @@ def stats(t):
 MERGE_WORDS = ["a", "red", "circle", "blue", "star", "on", "the", "white", "background", "small", "test"]
 
 
-def build_tokenizer_files(tmp):
-    """vocab.json + merges.txt in the same layout as OpenAI CLIP's BPE vocab:
-    ids 0..255 byte-level chars, 256..511 the same chars + "</w>", then one id per merge
-    result, then <|startoftext|>, <|endoftext|> as the last two ids."""
-    byte_chars = list(bytes_to_unicode().values())
-    vocab = byte_chars + [c + "</w>" for c in byte_chars]
-    merges = []
-    for word in MERGE_WORDS:
-        # left-to-right merges: ((w0,w1) -> w0w1), (w0w1, w2), ..., last symbol carries </w>
+def add_word_merges(vocab, merges, words):
+    """Appends to `merges` and `vocab` what it takes to encode each word as one token:
+    left-to-right merges ((w0,w1) -> w0w1), (w0w1, w2), ..., the last symbol carrying </w>."""
+    for word in words:
         symbols = list(word[:-1]) + [word[-1] + "</w>"]
         cur = symbols[0]
         for s in symbols[1:]:
@@ -219,6 +214,29 @@ def build_tokenizer_files(tmp):
                 merges.append(merge)
             if cur not in vocab:
                 vocab.append(cur)
+
+
+def tokenizer_meta(tok, max_length):
+    """What the fixtures record about a tokenizer, and the call they encode prompts with."""
+    return {
+        "vocab_size": len(tok),
+        "pad_token": tok.pad_token,
+        "pad_token_id": tok.pad_token_id,
+        "bos_token_id": tok.bos_token_id,
+        "eos_token_id": tok.eos_token_id,
+        "model_max_length": tok.model_max_length,
+        "call": f'tokenizer(prompt, padding="max_length", max_length={max_length}, truncation=True)',
+    }
+
+
+def build_tokenizer_files(tmp):
+    """vocab.json + merges.txt in the same layout as OpenAI CLIP's BPE vocab:
+    ids 0..255 byte-level chars, 256..511 the same chars + "</w>", then one id per merge
+    result, then <|startoftext|>, <|endoftext|> as the last two ids."""
+    byte_chars = list(bytes_to_unicode().values())
+    vocab = byte_chars + [c + "</w>" for c in byte_chars]
+    merges = []
+    add_word_merges(vocab, merges, MERGE_WORDS)
     vocab += ["<|startoftext|>", "<|endoftext|>"]
     assert len(set(vocab)) == len(vocab)
     vocab_path = Path(tmp) / "vocab.json"
@@ -325,15 +343,6 @@ def build_components(tokenizer):
     super_res_first = super_res(4, SUPER_RES_SIZE, add_attention=False)
     super_res_last = super_res(5, None, add_attention=True)
 
-    prior_scheduler = UnCLIPScheduler(
-        variance_type="fixed_small_log", prediction_type="sample", num_train_timesteps=1000, clip_sample_range=5.0
-    )
-    decoder_scheduler = UnCLIPScheduler(
-        variance_type="learned_range", prediction_type="epsilon", num_train_timesteps=1000
-    )
-    super_res_scheduler = UnCLIPScheduler(
-        variance_type="fixed_small_log", prediction_type="epsilon", num_train_timesteps=1000
-    )
 
     torch.manual_seed(6)
     image_encoder = CLIPVisionModelWithProjection(
@@ -351,9 +360,39 @@ def build_components(tokenizer):
     )
     randomize_(image_encoder, 106)
 
-    feature_extractor = CLIPImageProcessor(
-        crop_size={"height": 32, "width": 32},
-        size={"shortest_edge": 32},
+    feature_extractor = clip_image_processor(32)
+
+    pipe = unclip_pipeline(prior, decoder, text_encoder, tokenizer, text_proj, super_res_first, super_res_last)
+    return pipe, image_encoder, feature_extractor
+
+
+def unclip_pipeline(prior, decoder, text_encoder, tokenizer, text_proj, super_res_first, super_res_last):
+    """The text-to-image pipeline around these parts, with Karlo's three schedulers."""
+    return UnCLIPPipeline(
+        prior=prior,
+        decoder=decoder,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        text_proj=text_proj,
+        super_res_first=super_res_first,
+        super_res_last=super_res_last,
+        prior_scheduler=UnCLIPScheduler(
+            variance_type="fixed_small_log", prediction_type="sample", num_train_timesteps=1000, clip_sample_range=5.0
+        ),
+        decoder_scheduler=UnCLIPScheduler(
+            variance_type="learned_range", prediction_type="epsilon", num_train_timesteps=1000
+        ),
+        super_res_scheduler=UnCLIPScheduler(
+            variance_type="fixed_small_log", prediction_type="epsilon", num_train_timesteps=1000
+        ),
+    )
+
+
+def clip_image_processor(size):
+    """OpenAI CLIP's preprocessing at `size` px: shortest edge, PIL bicubic, centre crop."""
+    return CLIPImageProcessor(
+        crop_size={"height": size, "width": size},
+        size={"shortest_edge": size},
         resample=3,  # PIL bicubic
         do_center_crop=True,
         do_resize=True,
@@ -365,35 +404,26 @@ def build_components(tokenizer):
         do_convert_rgb=True,
     )
 
-    pipe = UnCLIPPipeline(
-        prior=prior,
-        decoder=decoder,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        text_proj=text_proj,
-        super_res_first=super_res_first,
-        super_res_last=super_res_last,
-        prior_scheduler=prior_scheduler,
-        decoder_scheduler=decoder_scheduler,
-        super_res_scheduler=super_res_scheduler,
-    )
-    return pipe, image_encoder, feature_extractor
 
-
-def save_tiny_unclip(pipe, image_encoder, feature_extractor):
-    d = OUT / "tiny_unclip"
+def save_unclip(folder, pipe, image_encoder, feature_extractor):
+    """The pipeline in diffusers' layout, with the variation pipeline's two extra parts."""
+    d = OUT / folder
     pipe.save_pretrained(str(d), safe_serialization=True)
     image_encoder.save_pretrained(str(d / "image_encoder"), safe_serialization=True)
     feature_extractor.save_pretrained(str(d / "feature_extractor"))
+
+
+def save_tiny_unclip(pipe, image_encoder, feature_extractor):
+    save_unclip("tiny_unclip", pipe, image_encoder, feature_extractor)
     # f16 copy of text_proj (tests f16 -> f32 loading)
     tp16 = UnCLIPTextProjModel.from_config(pipe.text_proj.config)
     tp16.load_state_dict(pipe.text_proj.state_dict())
     tp16.to(torch.float16).save_pretrained(str(OUT / "text_proj_fp16"), safe_serialization=True)
 
 
-def load_tiny_unclip():
+def load_unclip(folder):
     """Reload everything from disk, so the fixtures are computed with exactly the saved weights."""
-    d = OUT / "tiny_unclip"
+    d = OUT / folder
     pipe = UnCLIPPipeline.from_pretrained(str(d))
     image_encoder = CLIPVisionModelWithProjection.from_pretrained(str(d / "image_encoder"))
     feature_extractor = CLIPImageProcessor.from_pretrained(str(d / "feature_extractor"))
@@ -459,13 +489,7 @@ def make_components(pipe, image_encoder, feature_extractor, image_path, dims=TIN
         )
     st.meta["tokenizer"] = {
         "cases": tok_cases,
-        "vocab_size": len(tok),
-        "pad_token": tok.pad_token,
-        "pad_token_id": tok.pad_token_id,
-        "bos_token_id": tok.bos_token_id,
-        "eos_token_id": tok.eos_token_id,
-        "model_max_length": tok.model_max_length,
-        "call": f'tokenizer(prompt, padding="max_length", max_length={L}, truncation=True)',
+        **tokenizer_meta(tok, L),
         "note": "slow CLIPTokenizer without ftfy: text = ' '.join(BasicTokenizer(strip_accents=False, "
         "do_split_on_punc=False).tokenize(text)).lower() (NFC normalisation, control chars removed, "
         "whitespace collapsed), then CLIP regex + byte-level BPE",
@@ -1017,7 +1041,7 @@ def main():
         pipe, image_encoder, feature_extractor = build_components(tokenizer)
     save_tiny_unclip(pipe, image_encoder, feature_extractor)
 
-    loaded, l_image_encoder, l_feature_extractor = load_tiny_unclip()
+    loaded, l_image_encoder, l_feature_extractor = load_unclip("tiny_unclip")
     for name in ("prior", "decoder", "text_encoder", "text_proj", "super_res_first", "super_res_last"):
         check_same_weights(getattr(pipe, name), getattr(loaded, name))
     check_same_weights(image_encoder, l_image_encoder)

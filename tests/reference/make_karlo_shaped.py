@@ -2,8 +2,9 @@
 users run (3.4 B parameters, 13.7 GB in fp32): Karlo v1 alpha's component configs as diffusers'
 `scripts/convert_kakao_brain_unclip_to_diffusers.py` builds them, and the real CLIP BPE
 vocabulary (OpenAI's `bpe_simple_vocab_16e6.txt.gz`, which the open_clip_torch wheel ships),
-padded with "!" to 77 tokens. Then, optionally, runs the project and diffusers on it and prints
-pixel agreement, wall time and peak memory of each.
+padded with "!" to 77 tokens. Then, optionally, runs diffusers and the project (default settings,
+`--release-stages`, and with `--dtype f16`) on it and prints pixel agreement with diffusers, wall
+time and peak memory of each.
 
     pip download --no-deps -d target/wheels open_clip_torch   # the vocabulary's source
     tests/reference/.venv/bin/python tests/reference/make_karlo_shaped.py OUT \\
@@ -106,17 +107,45 @@ def main():
     if not (args.out / "model_index.json").exists():
         build(args.out, args.wheel, args.seed)
     if args.compare:
-        for flags in (["--release-stages"], ["--release-stages", "--dtype", "f16"]):
-            png = args.out.parent / f"karlo-shaped{''.join(flags)}.png"
-            # Each in its own python child, so ru_maxrss is that run's own peak.
-            code = ("import resource,subprocess,sys,time;t=time.time();"
-                    "subprocess.run(sys.argv[1:],check=True);"
-                    "print(f'{time.time()-t:.1f} s, peak {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1048576:.2f} GB')")
-            cmd = [args.compare, "--device", "cpu", "--model", str(args.out), *flags, "generate", "a red circle",
-                   "--prior-steps", "2", "--decoder-steps", "2", "--sr-steps", "2", "-o", str(png)]
-            out = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True)
-            print(" ".join(flags), "->", out.stdout.strip() or out.stderr.strip()[-300:])
+        compare(args.out, args.compare)
 
+
+# Each run in its own python child, so ru_maxrss is that run's own peak.
+TIMED = ("import resource,subprocess,sys,time;t=time.time();"
+         "subprocess.run(sys.argv[1:],check=True);"
+         "print(f'{time.time()-t:.1f} s, peak {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1048576:.2f} GB')")
+
+# diffusers at the same seed, prompt and steps as the CLI call below (its defaults: guidance 4 / 8).
+DIFFUSERS = ("import sys,torch;from diffusers import UnCLIPPipeline;"
+             "p=UnCLIPPipeline.from_pretrained(sys.argv[1]);p.set_progress_bar_config(disable=True);"
+             "p('a red circle',prior_num_inference_steps=2,decoder_num_inference_steps=2,"
+             "super_res_num_inference_steps=2,generator=torch.Generator().manual_seed(0)).images[0].save(sys.argv[2])")
+
+
+def timed(cmd):
+    out = subprocess.run([sys.executable, "-c", TIMED, *cmd], capture_output=True, text=True)
+    return out.stdout.strip() or out.stderr.strip()[-300:]
+
+
+def compare(model, unclip):
+    """The project (default, --release-stages, and f16) and diffusers on the same call: wall time,
+    peak memory, and how many 8-bit values differ from diffusers' picture."""
+    import numpy as np
+    from PIL import Image
+
+    reference = model.parent / "karlo-shaped-diffusers.png"
+    print("diffusers ->", timed([sys.executable, "-c", DIFFUSERS, str(model), str(reference)]))
+    want = np.asarray(Image.open(reference).convert("RGB"), dtype=np.int16)
+    for flags in ([], ["--release-stages"], ["--release-stages", "--dtype", "f16"]):
+        png = model.parent / f"karlo-shaped{''.join(flags)}.png"
+        cmd = [unclip, "--device", "cpu", "--model", str(model), *flags, "generate", "a red circle",
+               "--prior-steps", "2", "--decoder-steps", "2", "--sr-steps", "2", "-o", str(png)]
+        line = timed(cmd)
+        if png.exists():
+            got = np.asarray(Image.open(png).convert("RGB"), dtype=np.int16)
+            diff = np.abs(got - want)
+            line += f"; {int((diff > 1).sum())} of {diff.size} values off by more than 1/255, max {int(diff.max())}"
+        print(" ".join(flags) or "default", "->", line)
 
 if __name__ == "__main__":
     main()

@@ -132,16 +132,7 @@ def build_mid_tokenizer(tmp):
     assert [ids[v] for v in vocab] == list(range(len(vocab)))
     assert vocab[-2:] == ["<|startoftext|>", "<|endoftext|>"] and len(vocab) == n_tiny
     merges = [tuple(line.rstrip("\n").split(" ")) for line in open(tiny_merges_path, encoding="utf-8").readlines()[1:]]
-    for word in MID_EXTRA_WORDS:
-        symbols = list(word[:-1]) + [word[-1] + "</w>"]
-        cur = symbols[0]
-        for s in symbols[1:]:
-            merge = (cur, s)
-            cur = cur + s
-            if merge not in merges:
-                merges.append(merge)
-            if cur not in vocab:
-                vocab.append(cur)
+    mf.add_word_merges(vocab, merges, MID_EXTRA_WORDS)
     d = Path(tmp) / "mid_tok"
     d.mkdir()
     write_json(d / "vocab.json", {tok: i for i, tok in enumerate(vocab)})
@@ -237,16 +228,6 @@ def build_mid_components(tokenizer):
     super_res_first = super_res(24, MID_SUPER_RES_SIZE)
     super_res_last = super_res(25, None)
 
-    # Karlo's three schedulers
-    prior_scheduler = UnCLIPScheduler(
-        variance_type="fixed_small_log", prediction_type="sample", num_train_timesteps=1000, clip_sample_range=5.0
-    )
-    decoder_scheduler = UnCLIPScheduler(
-        variance_type="learned_range", prediction_type="epsilon", num_train_timesteps=1000
-    )
-    super_res_scheduler = UnCLIPScheduler(
-        variance_type="fixed_small_log", prediction_type="epsilon", num_train_timesteps=1000
-    )
 
     torch.manual_seed(26)
     image_encoder = CLIPVisionModelWithProjection(
@@ -264,52 +245,9 @@ def build_mid_components(tokenizer):
     )
     randomize_(image_encoder, 126)
 
-    feature_extractor = CLIPImageProcessor(
-        crop_size={"height": MID_IMAGE_SIZE, "width": MID_IMAGE_SIZE},
-        size={"shortest_edge": MID_IMAGE_SIZE},
-        resample=3,
-        do_center_crop=True,
-        do_resize=True,
-        do_rescale=True,
-        rescale_factor=1 / 255,
-        do_normalize=True,
-        image_mean=[0.48145466, 0.4578275, 0.40821073],
-        image_std=[0.26862954, 0.26130258, 0.27577711],
-        do_convert_rgb=True,
-    )
+    feature_extractor = mf.clip_image_processor(MID_IMAGE_SIZE)
 
-    pipe = UnCLIPPipeline(
-        prior=prior,
-        decoder=decoder,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        text_proj=text_proj,
-        super_res_first=super_res_first,
-        super_res_last=super_res_last,
-        prior_scheduler=prior_scheduler,
-        decoder_scheduler=decoder_scheduler,
-        super_res_scheduler=super_res_scheduler,
-    )
-    return pipe, image_encoder, feature_extractor
-
-
-def save_mid_unclip(pipe, image_encoder, feature_extractor):
-    d = OUT / "mid_unclip"
-    pipe.save_pretrained(str(d), safe_serialization=True)
-    image_encoder.save_pretrained(str(d / "image_encoder"), safe_serialization=True)
-    feature_extractor.save_pretrained(str(d / "feature_extractor"))
-
-
-def load_unclip(folder):
-    d = OUT / folder
-    pipe = UnCLIPPipeline.from_pretrained(str(d))
-    image_encoder = CLIPVisionModelWithProjection.from_pretrained(str(d / "image_encoder"))
-    feature_extractor = CLIPImageProcessor.from_pretrained(str(d / "feature_extractor"))
-    pipe.set_progress_bar_config(disable=True)
-    for m in (pipe.prior, pipe.decoder, pipe.text_encoder, pipe.text_proj, pipe.super_res_first,
-              pipe.super_res_last, image_encoder):
-        m.eval()
-        assert all(p.dtype == torch.float32 for p in m.parameters())
+    pipe = mf.unclip_pipeline(prior, decoder, text_encoder, tokenizer, text_proj, super_res_first, super_res_last)
     return pipe, image_encoder, feature_extractor
 
 
@@ -694,13 +632,7 @@ def make_tokenizer_cases(tiny_tok, mid_tok):
         out[name] = cases
         info[name] = {
             "folder": f"{name}_unclip/tokenizer",
-            "vocab_size": len(tok),
-            "pad_token": tok.pad_token,
-            "pad_token_id": tok.pad_token_id,
-            "bos_token_id": tok.bos_token_id,
-            "eos_token_id": tok.eos_token_id,
-            "model_max_length": tok.model_max_length,
-            "call": f'tokenizer(prompt, padding="max_length", max_length={tok.model_max_length}, truncation=True)',
+            **mf.tokenizer_meta(tok, tok.model_max_length),
             "untruncated_length": "len(tokenizer(prompt).input_ids) (with BOS and EOS)",
             "tokens": "tokens of the untruncated encoding",
             "differs_from_fast": [c["prompt"] for c in cases if not c["matches_fast"]],
@@ -957,8 +889,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         mid_tok = build_mid_tokenizer(tmp)
         pipe, image_encoder, feature_extractor = build_mid_components(mid_tok)
-    save_mid_unclip(pipe, image_encoder, feature_extractor)
-    mid, mid_image_encoder, mid_feature_extractor = load_unclip("mid_unclip")
+    mf.save_unclip("mid_unclip", pipe, image_encoder, feature_extractor)
+    mid, mid_image_encoder, mid_feature_extractor = mf.load_unclip("mid_unclip")
     for name in ("prior", "decoder", "text_encoder", "text_proj", "super_res_first", "super_res_last"):
         mf.check_same_weights(getattr(pipe, name), getattr(mid, name))
     mf.check_same_weights(image_encoder, mid_image_encoder)
@@ -971,7 +903,7 @@ def main():
     print("pipelines_mid ...")
     mf.make_pipelines(mid, mid_image_encoder, mid_feature_extractor, image_path, dims=MID_DIMS, stem="pipelines_mid")
 
-    tiny, _, _ = load_unclip("tiny_unclip")
+    tiny, _, _ = mf.load_unclip("tiny_unclip")
     print("blocks ...")
     make_blocks(tiny, "components.safetensors", "blocks", super_res_last_input=(17, (1, 6, 24, 32), 300))
     print("blocks_mid ...")

@@ -3,17 +3,13 @@
 //! SimpleCrossAttn blocks attending to the 4 CLIP tokens + text tokens, 6 output channels
 //! (ε and the learned variance interpolation).
 
-use burn::nn::conv::Conv2dConfig;
-use burn::nn::{GroupNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 
 use super::attention::Context;
-use super::blocks::{AttnSpec, DownBlock, MidBlock, UpBlock, UpChannels};
-use super::resnet::ResnetSettings;
-use super::{TimeFeatures, UNet};
+use super::blocks::{AttnSpec, DownBlock, MidBlock, UpBlock};
+use super::{UNet, body_config};
 use crate::model::config::DecoderConfig;
-use crate::model::embeddings::TimestepEmbedding;
-use crate::model::nn::{Act, tensor_from};
+use crate::model::nn::tensor_from;
 use crate::model::ModelError;
 
 pub type UNet2DConditionModel = UNet;
@@ -24,10 +20,6 @@ fn unsupported(what: impl Into<String>) -> ModelError {
 
 /// Builds the decoder UNet from its config (random weights until loaded).
 pub fn init(c: &DecoderConfig, device: &Device) -> Result<UNet, ModelError> {
-    let n = c.block_out_channels.len();
-    if n == 0 || c.down_block_types.len() != n || c.up_block_types.len() != n {
-        return Err(unsupported("block lists of different lengths"));
-    }
     if c.class_embed_type.as_deref() != Some("identity") {
         return Err(unsupported(format!("class_embed_type {:?} (unCLIP uses \"identity\")", c.class_embed_type)));
     }
@@ -40,26 +32,10 @@ pub fn init(c: &DecoderConfig, device: &Device) -> Result<UNet, ModelError> {
     if c.conv_in_kernel != 3 || c.conv_out_kernel != 3 {
         return Err(unsupported("conv kernels other than 3"));
     }
-    let act = Act::parse(&c.act_fn).ok_or_else(|| unsupported(format!("act_fn {}", c.act_fn)))?;
-    let scale_shift = match c.resnet_time_scale_shift.as_str() {
-        "scale_shift" => true,
-        "default" => false,
-        other => return Err(unsupported(format!("resnet_time_scale_shift {other}"))),
-    };
-    let ch = &c.block_out_channels;
-    let temb = c.time_embedding_dim.unwrap_or(ch[0] * 4);
-    let s = ResnetSettings {
-        temb_channels: temb,
-        groups: c.norm_num_groups,
-        eps: c.norm_eps,
-        act,
-        scale_shift,
-        skip_time_act: c.resnet_skip_time_act,
-        output_scale_factor: c.resnet_out_scale_factor,
-    };
-    if ch.iter().any(|&x| x % c.norm_num_groups != 0) {
-        return Err(unsupported("block_out_channels not divisible by norm_num_groups"));
-    }
+    let body =
+        body_config!(c, "decoder", skip_time_act: c.resnet_skip_time_act, output_scale_factor: c.resnet_out_scale_factor)
+            .check()?;
+    let (ch, s, n) = (&body.channels, body.resnet, body.channels.len());
     let per = |v: &crate::model::config::PerBlock<usize>, i: usize, key: &str| {
         v.get(i, n).ok_or_else(|| unsupported(format!("{key} list length")))
     };
@@ -79,9 +55,8 @@ pub fn init(c: &DecoderConfig, device: &Device) -> Result<UNet, ModelError> {
             "SimpleCrossAttnDownBlock2D" => Some(attn_spec(i)?),
             other => return Err(unsupported(format!("down block {other}"))),
         };
-        let cin = if i == 0 { ch[0] } else { ch[i - 1] };
         let layers = per(&c.layers_per_block, i, "layers_per_block")?;
-        down_blocks.push(DownBlock::init(cin, ch[i], layers, attn, i + 1 < n, s, device));
+        down_blocks.push(DownBlock::init(body.down_in(i), ch[i], layers, attn, i + 1 < n, s, device));
     }
     let mid_block = match c.mid_block_type.as_deref() {
         Some("UNetMidBlock2DSimpleCrossAttn") => Some(MidBlock::init(ch[n - 1], Some(attn_spec(n - 1)?), s, device)),
@@ -91,33 +66,17 @@ pub fn init(c: &DecoderConfig, device: &Device) -> Result<UNet, ModelError> {
     let mut up_blocks = Vec::with_capacity(n);
     let mut prev = ch[n - 1];
     for (i, kind) in c.up_block_types.iter().enumerate() {
-        let rev = n - 1 - i;
+        let (rev, io) = body.up_channels(i, prev);
         let attn = match kind.as_str() {
             "ResnetUpsampleBlock2D" => None,
             "SimpleCrossAttnUpBlock2D" => Some(attn_spec(rev)?),
             other => return Err(unsupported(format!("up block {other}"))),
         };
-        let cout = ch[rev];
-        let cin = ch[rev.saturating_sub(1)];
         let layers = per(&c.layers_per_block, rev, "layers_per_block")? + 1;
-        up_blocks.push(UpBlock::init(UpChannels { cin, cout, prev }, layers, attn, i + 1 < n, s, device));
-        prev = cout;
+        prev = io.cout;
+        up_blocks.push(UpBlock::init(io, layers, attn, i + 1 < n, s, device));
     }
-    Ok(UNet {
-        conv_in: Conv2dConfig::new([c.in_channels, ch[0]], [3, 3])
-            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-            .init(device),
-        time_embedding: TimestepEmbedding::init(ch[0], temb, act, device),
-        down_blocks,
-        mid_block,
-        up_blocks,
-        conv_norm_out: GroupNormConfig::new(c.norm_num_groups, ch[0]).with_epsilon(c.norm_eps).init(device),
-        conv_out: Conv2dConfig::new([ch[0], c.out_channels], [3, 3])
-            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-            .init(device),
-        time: TimeFeatures { dim: ch[0], flip_sin_to_cos: c.flip_sin_to_cos, freq_shift: c.freq_shift as f32 },
-        act,
-    })
+    Ok(body.assemble(down_blocks, mid_block, up_blocks, device))
 }
 
 /// The decoder mask as the reference builds it: (1 − m)·(−10000) per context token.

@@ -9,14 +9,16 @@ pub mod decoder;
 pub mod resnet;
 pub mod super_res;
 
-use burn::nn::conv::Conv2d;
-use burn::nn::GroupNorm;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{GroupNorm, GroupNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 
+use crate::model::ModelError;
 use crate::model::embeddings::{TimestepEmbedding, timestep_tensor};
 use crate::model::nn::{Act, conv};
 use attention::Context;
-use blocks::{DownBlock, MidBlock, UpBlock};
+use blocks::{DownBlock, MidBlock, UpBlock, UpChannels};
+use resnet::ResnetSettings;
 
 #[derive(Module, Debug)]
 pub struct UNet {
@@ -39,6 +41,122 @@ pub struct TimeFeatures {
     pub dim: usize,
     pub flip_sin_to_cos: bool,
     pub freq_shift: f32,
+}
+
+/// The config fields both unCLIP UNets read the same way (each config names them alike).
+pub(crate) struct BodyConfig<'a> {
+    /// `"decoder"` or `"super_res"`, for errors.
+    pub component: &'static str,
+    pub block_out_channels: &'a [usize],
+    /// Lengths of `down_block_types` and `up_block_types`.
+    pub block_counts: [usize; 2],
+    pub in_out: [usize; 2],
+    pub act_fn: &'a str,
+    pub resnet_time_scale_shift: &'a str,
+    pub norm_num_groups: usize,
+    pub norm_eps: f64,
+    pub time_embedding_dim: Option<usize>,
+    pub skip_time_act: bool,
+    pub output_scale_factor: f64,
+    pub flip_sin_to_cos: bool,
+    pub freq_shift: usize,
+}
+
+/// A [`BodyConfig`] from a decoder or super-res config: both name these fields alike, and
+/// differ only in the resnets' time activation and output scale.
+macro_rules! body_config {
+    ($c:expr, $component:literal, skip_time_act: $skip:expr, output_scale_factor: $scale:expr) => {
+        $crate::model::unet::BodyConfig {
+            component: $component,
+            block_out_channels: &$c.block_out_channels,
+            block_counts: [$c.down_block_types.len(), $c.up_block_types.len()],
+            in_out: [$c.in_channels, $c.out_channels],
+            act_fn: &$c.act_fn,
+            resnet_time_scale_shift: &$c.resnet_time_scale_shift,
+            norm_num_groups: $c.norm_num_groups,
+            norm_eps: $c.norm_eps,
+            time_embedding_dim: $c.time_embedding_dim,
+            skip_time_act: $skip,
+            output_scale_factor: $scale,
+            flip_sin_to_cos: $c.flip_sin_to_cos,
+            freq_shift: $c.freq_shift,
+        }
+    };
+}
+pub(crate) use body_config;
+
+/// The checked shared part of a UNet: its resnets' settings and the stems around the blocks.
+pub(crate) struct Body {
+    pub channels: Vec<usize>,
+    pub resnet: ResnetSettings,
+    in_out: [usize; 2],
+    time: TimeFeatures,
+}
+
+impl BodyConfig<'_> {
+    pub fn check(self) -> Result<Body, ModelError> {
+        let unsupported = |what: String| ModelError::unsupported(self.component, what);
+        let ch = self.block_out_channels;
+        let n = ch.len();
+        if n == 0 || self.block_counts != [n, n] {
+            return Err(unsupported("block lists of different lengths".into()));
+        }
+        let act = Act::parse(self.act_fn).ok_or_else(|| unsupported(format!("act_fn {}", self.act_fn)))?;
+        let scale_shift = match self.resnet_time_scale_shift {
+            "scale_shift" => true,
+            "default" => false,
+            other => return Err(unsupported(format!("resnet_time_scale_shift {other}"))),
+        };
+        if self.norm_num_groups == 0 || ch.iter().any(|&x| x % self.norm_num_groups != 0) {
+            return Err(unsupported("block_out_channels not divisible by norm_num_groups".into()));
+        }
+        let resnet = ResnetSettings {
+            temb_channels: self.time_embedding_dim.unwrap_or(ch[0] * 4),
+            groups: self.norm_num_groups,
+            eps: self.norm_eps,
+            act,
+            scale_shift,
+            skip_time_act: self.skip_time_act,
+            output_scale_factor: self.output_scale_factor,
+        };
+        Ok(Body {
+            channels: ch.to_vec(),
+            resnet,
+            in_out: self.in_out,
+            time: TimeFeatures { dim: ch[0], flip_sin_to_cos: self.flip_sin_to_cos, freq_shift: self.freq_shift as f32 },
+        })
+    }
+}
+
+impl Body {
+    /// Input width of down block `i`.
+    pub fn down_in(&self, i: usize) -> usize {
+        self.channels[i.saturating_sub(1)]
+    }
+
+    /// Up block `i`'s level (counted as the down blocks are) and its channels, given the
+    /// previous up block's output `prev`.
+    pub fn up_channels(&self, i: usize, prev: usize) -> (usize, UpChannels) {
+        let rev = self.channels.len() - 1 - i;
+        (rev, UpChannels { cin: self.channels[rev.saturating_sub(1)], cout: self.channels[rev], prev })
+    }
+
+    /// The UNet: conv_in, time embedding, the given blocks, norm, conv_out.
+    pub fn assemble(self, down_blocks: Vec<DownBlock>, mid_block: Option<MidBlock>, up_blocks: Vec<UpBlock>, device: &Device) -> UNet {
+        let (ch0, s) = (self.channels[0], self.resnet);
+        let conv3 = |cin, cout| Conv2dConfig::new([cin, cout], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device);
+        UNet {
+            conv_in: conv3(self.in_out[0], ch0),
+            time_embedding: TimestepEmbedding::init(ch0, s.temb_channels, s.act, device),
+            down_blocks,
+            mid_block,
+            up_blocks,
+            conv_norm_out: GroupNormConfig::new(s.groups, ch0).with_epsilon(s.eps).init(device),
+            conv_out: conv3(ch0, self.in_out[1]),
+            time: self.time,
+            act: s.act,
+        }
+    }
 }
 
 impl UNet {
