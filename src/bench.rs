@@ -73,7 +73,7 @@ fn sync(device: &Device) {
 pub fn run_kernels(device: &Device, iters: usize) -> Result<String, String> {
     let rows = if crate::kernels::is_wgpu(device) {
         wgsl_rows(device, iters)?
-    } else if crate::kernels::host::enabled(device) {
+    } else if crate::kernels::host::is_plain_flex(device) {
         host_rows(device, iters)
     } else {
         return Err("the kernel benchmark needs a wgpu or a plain CPU (flex) device".into());

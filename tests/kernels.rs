@@ -243,13 +243,19 @@ fn sampler_step_kernel_handles_prior_shaped_tensors_and_missing_noise() {
 }
 
 #[test]
-fn kernels_run_on_wgpu_only() {
-    assert!(!kernels::enabled(&Device::flex()), "flex must use the burn-ops references");
-    assert!(!kernels::is_wgpu(&Device::flex().autodiff()), "autodiff must use the burn-ops references");
+fn each_device_gets_its_kernels_once_and_training_gets_the_references() {
+    use kernels::Kernels;
+    assert_eq!(Kernels::for_device(&Device::flex()), Kernels::Host, "plain flex runs the host loops");
+    assert_eq!(Kernels::for_device(&Device::flex().autodiff()), Kernels::Reference, "autodiff must use the burn-ops references");
     if let Some(gpu) = wgpu_device() {
-        assert!(kernels::is_wgpu(&gpu));
-        assert!(!kernels::is_wgpu(&gpu.autodiff()), "training on wgpu must use the burn-ops references");
+        assert!(Kernels::for_device(&gpu).is_wgsl());
+        assert_eq!(Kernels::for_device(&gpu.autodiff()), Kernels::Reference, "training on wgpu must use the burn-ops references");
     }
+    // A network keeps the choice made for the device it was built on.
+    let attn = unclip::model::attention::Attention::init(8, 2, 4, true, &Device::flex().autodiff());
+    assert_eq!(attn.kernels, Kernels::Reference);
+    let attn = unclip::model::attention::Attention::init(8, 2, 4, true, &Device::flex());
+    assert_eq!(attn.kernels, Kernels::Host);
 }
 
 /// x̂₀-like values: random, beyond the clip range, and every 1/1024 step of [-1.05, 1.05]
@@ -274,8 +280,9 @@ fn preview_pack_kernel_equals_host_conversion() {
         assert_eq!(kernel, host, "{b}x{c}x{h}x{w}: packed pixels differ from images::to_pictures");
         assert!(packed.iter().all(|p| p >> 24 == 255), "alpha is opaque");
         assert_eq!(packed, preview::pack_reference(x.clone()));
-        // The dispatching preview equals the host one.
-        assert_eq!(preview::to_preview(x.clone()), unclip::pipeline::images::to_preview(x));
+        // The dispatching preview (the kernel here) equals the host one.
+        let kernels = kernels::Kernels::for_device(&gpu);
+        assert_eq!(preview::to_preview(kernels, x.clone()), unclip::pipeline::images::to_preview(x));
     }
 }
 

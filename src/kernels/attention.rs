@@ -21,27 +21,19 @@ pub struct AttentionParams {
     pub words: [u32; 10],
 }
 
-/// The kernel on a wgpu device, whatever [`super::enabled`] says; `None` where it cannot run.
+/// The kernel on a wgpu device; `None` where it cannot run (then the caller runs the reference).
+///
+/// Off by default (`Kernels::Wgsl { attention: false }`): on lavapipe (the only adapter this
+/// project has measured) it runs at 0.5× burn's matmul + softmax + matmul (workgroup barriers
+/// and shared memory are emulated on CPU threads there), and no real GPU has timed it yet. The
+/// tests hold it to the reference either way, so a GPU benchmark (`unclip --device gpu bench
+/// kernels`) is all it takes to decide; `UNCLIP_KERNELS=all` turns it on.
 pub fn kernel(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tensor<4>>) -> Option<Tensor<4>> {
     if !super::is_wgpu(&q.device()) {
         return None;
     }
     let params = plan(q, k, v, bias)?;
     Some(run(q, k, v, bias, params))
-}
-
-/// The kernel where [`super::enabled`] and `UNCLIP_KERNELS=all`, else `None`.
-///
-/// Off by default: on lavapipe (the only adapter this project has measured) it runs at
-/// 0.5× burn's matmul + softmax + matmul (workgroup barriers and shared memory are emulated
-/// on CPU threads there), and no real GPU has timed it yet. The tests hold it to the
-/// reference either way, so a GPU benchmark (`unclip --device gpu bench kernels`) is all it
-/// takes to decide.
-pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tensor<4>>) -> Option<Tensor<4>> {
-    if !super::enabled(&q.device()) || !super::all_by_env() {
-        return None;
-    }
-    kernel(q, k, v, bias)
 }
 
 fn plan(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tensor<4>>) -> Option<AttentionParams> {

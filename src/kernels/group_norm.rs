@@ -13,7 +13,7 @@ use burn::nn::GroupNorm;
 use burn::prelude::*;
 use burn_cubecl::tensor::CubeTensor;
 
-use super::{WgslKernels, Wgsl, contiguous, cube_count, empty_like, f32_bits, kernel_dtype, launch_wgsl};
+use super::{Kernels, WgslKernels, Wgsl, contiguous, cube_count, empty_like, f32_bits, kernel_dtype, launch_wgsl};
 use crate::tensor::Act;
 
 const SOURCE: &str = include_str!("../../shaders/group_norm_silu.wgsl");
@@ -34,19 +34,23 @@ pub struct GroupNormParams {
     pub words: [u32; 6],
 }
 
-/// `act(GN(x) ⊙ cond)`: with SiLU, the WGSL kernel on wgpu and the fused host loop on flex;
-/// the reference elsewhere.
-pub fn group_norm_act(norm: &GroupNorm, x: Tensor<4>, cond: TimeCond, act: Act) -> Tensor<4> {
-    if act == Act::Silu
-        && super::enabled(&x.device())
-        && let Some(params) = plan(norm, &x, &cond)
-    {
-        return run(norm, x, cond, params);
-    }
-    if act == Act::Silu
-        && let Some(y) = super::host::group_norm_silu(norm, &x, &cond)
-    {
-        return y;
+/// `act(GN(x) ⊙ cond)`: with SiLU, the WGSL kernel or the fused host loop as `kernels` says
+/// (where it applies to these shapes); the reference otherwise.
+pub fn group_norm_act(kernels: Kernels, norm: &GroupNorm, x: Tensor<4>, cond: TimeCond, act: Act) -> Tensor<4> {
+    if act == Act::Silu {
+        match kernels {
+            Kernels::Wgsl { .. } => {
+                if let Some(params) = plan(norm, &x, &cond) {
+                    return run(norm, x, cond, params);
+                }
+            }
+            Kernels::Host => {
+                if let Some(y) = super::host::group_norm_silu(norm, &x, &cond) {
+                    return y;
+                }
+            }
+            Kernels::Reference => {}
+        }
     }
     reference(norm, x, cond, act)
 }
@@ -65,7 +69,7 @@ pub fn reference(norm: &GroupNorm, x: Tensor<4>, cond: TimeCond, act: Act) -> Te
     }
 }
 
-/// The kernel (SiLU), whatever [`super::enabled`] says; `None` where it cannot run.
+/// The kernel (SiLU) on a wgpu device; `None` where it cannot run.
 pub fn kernel(norm: &GroupNorm, x: Tensor<4>, cond: TimeCond) -> Option<Tensor<4>> {
     if !super::is_wgpu(&x.device()) {
         return None;

@@ -23,9 +23,10 @@ use super::AttentionLayout;
 use super::group_norm::TimeCond;
 use crate::tensor::{tensor_from, to_vec};
 
-/// A plain (non-autodiff) flex device, unless `UNCLIP_KERNELS=off`.
-pub fn enabled(device: &Device) -> bool {
-    matches!(device.as_dispatch(), DispatchDevice::Flex(_)) && !super::disabled_by_env()
+/// A plain (non-autodiff) flex device: the only place the host loops can run (they read and
+/// write host memory and record no gradients).
+pub fn is_plain_flex(device: &Device) -> bool {
+    matches!(device.as_dispatch(), DispatchDevice::Flex(_))
 }
 
 /// e^x for x ≤ 0 (as after subtracting a row maximum; −∞ and NaN give ≈ 0): range reduction
@@ -119,7 +120,7 @@ fn lane_max(x: &[f32]) -> f32 {
 /// broadcasting to `[b, heads, n, m]`; `None` where this path does not apply.
 pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tensor<4>>) -> Option<Tensor<4>> {
     let device = q.device();
-    if !enabled(&device) || [Some(q), Some(k), Some(v), bias].into_iter().flatten().any(|t| t.dtype() != DType::F32) {
+    if !is_plain_flex(&device) || [Some(q), Some(k), Some(v), bias].into_iter().flatten().any(|t| t.dtype() != DType::F32) {
         return None;
     }
     let AttentionLayout { heads: h, n, m, d, bias_strides, .. } = AttentionLayout::of(q, k, v, bias)?;
@@ -200,7 +201,7 @@ pub fn group_norm_silu(norm: &GroupNorm, x: &Tensor<4>, cond: &TimeCond) -> Opti
     let (gamma, beta) = (norm.gamma.as_ref()?, norm.beta.as_ref()?);
     let [b, c, hgt, wid] = x.dims();
     let groups = norm.num_groups;
-    if !enabled(&device) || x.dtype() != DType::F32 || !norm.affine || c != norm.num_channels || groups == 0 || c % groups != 0 {
+    if !is_plain_flex(&device) || x.dtype() != DType::F32 || !norm.affine || c != norm.num_channels || groups == 0 || c % groups != 0 {
         return None;
     }
     let (add, scale_shift) = match cond {
@@ -262,7 +263,7 @@ pub fn conv3x3(conv: &Conv2d, x: &Tensor<4>) -> Option<Tensor<4>> {
     let [co, ci, kh, kw] = weight.dims();
     let [b, c, h, w] = x.dims();
     let padded_one = matches!(conv.padding, PaddingConfig2d::Explicit(1, 1, 1, 1) | PaddingConfig2d::Same);
-    if !enabled(&device)
+    if !is_plain_flex(&device)
         || x.dtype() != DType::F32
         || weight.dtype() != DType::F32
         || [kh, kw] != [3, 3]

@@ -12,7 +12,7 @@ use burn::tensor::{DType, Shape};
 use burn_cubecl::cubecl::CubeCount;
 use burn_cubecl::tensor::CubeTensor;
 
-use super::{WgslKernels, Wgsl, contiguous, empty_like, kernel_dtype, launch_wgsl};
+use super::{Kernels, WgslKernels, Wgsl, contiguous, empty_like, kernel_dtype, launch_wgsl};
 use crate::tensor::to_vec;
 use crate::tensor::{Picture, strip, to_preview as to_preview_reference};
 
@@ -20,8 +20,8 @@ const SOURCE: &str = include_str!("../../shaders/preview_pack.wgsl");
 
 /// The live preview of a batch (pictures side by side): packed on the device and read back as
 /// u32 on wgpu, the host conversion elsewhere. Equal pixels either way.
-pub fn to_preview(x: Tensor<4>) -> Picture {
-    if super::enabled(&x.device()) && supported(&x) {
+pub fn to_preview(kernels: Kernels, x: Tensor<4>) -> Picture {
+    if kernels.is_wgsl() && supported(&x) {
         strip(&unpack(&read_packed(pack_kernel(x.clone())), x.dims()))
     } else {
         to_preview_reference(x)
@@ -29,8 +29,8 @@ pub fn to_preview(x: Tensor<4>) -> Picture {
 }
 
 /// Packed RGBA8 of every pixel, `[b, h, w]` (dispatching like [`to_preview`]).
-pub fn pack(x: Tensor<4>) -> Vec<u32> {
-    if super::enabled(&x.device()) && supported(&x) { read_packed(pack_kernel(x)) } else { pack_reference(x) }
+pub fn pack(kernels: Kernels, x: Tensor<4>) -> Vec<u32> {
+    if kernels.is_wgsl() && supported(&x) { read_packed(pack_kernel(x)) } else { pack_reference(x) }
 }
 
 fn supported(x: &Tensor<4>) -> bool {

@@ -11,7 +11,7 @@ use burn_cubecl::tensor::CubeTensor;
 
 use burn_cubecl::cubecl::CubeCount;
 
-use super::{WgslKernels, Wgsl, contiguous, cube_count, empty_like, f32_bits, kernel_dtype, launch_wgsl};
+use super::{Kernels, WgslKernels, Wgsl, contiguous, cube_count, empty_like, f32_bits, kernel_dtype, launch_wgsl};
 use crate::diffusion::ddim::Ddim;
 use crate::diffusion::guidance::guide_decoder;
 use crate::diffusion::unclip_scheduler::{UnclipScheduler, Variance};
@@ -56,9 +56,10 @@ pub struct StepInput<const D: usize> {
     pub noise: Option<Tensor<D>>,
 }
 
-/// The step: the kernel on wgpu, the reference elsewhere; both return x_{t−1} and x̂₀.
-pub fn step<const D: usize>(rule: Rule, input: StepInput<D>) -> Result<StepOutput<D>, DiffusionError> {
-    if super::enabled(&input.sample.device())
+/// The step: the kernel where `kernels` says WGSL (and it handles these shapes), the reference
+/// otherwise; both return x_{t−1} and x̂₀.
+pub fn step<const D: usize>(kernels: Kernels, rule: Rule, input: StepInput<D>) -> Result<StepOutput<D>, DiffusionError> {
+    if kernels.is_wgsl()
         && let Some(params) = plan(rule, &input)?
     {
         return Ok(run(input, params));
@@ -80,8 +81,8 @@ pub fn reference<const D: usize>(rule: Rule, input: StepInput<D>) -> Result<Step
     }
 }
 
-/// The kernel, whatever [`super::enabled`] says; an error where it cannot run (not a wgpu
-/// tensor, a dtype or layout it does not handle).
+/// The kernel; an error where it cannot run (not a wgpu tensor, a dtype or layout it does not
+/// handle).
 pub fn kernel<const D: usize>(rule: Rule, input: StepInput<D>) -> Result<StepOutput<D>, DiffusionError> {
     if !super::is_wgpu(&input.sample.device()) {
         return Err(DiffusionError::Config("the sampler kernel needs a wgpu device".into()));

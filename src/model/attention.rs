@@ -4,7 +4,7 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
-use super::nn::{attention, merge_heads, split_heads};
+use super::nn::{Kernels, attention, merge_heads, split_heads};
 
 #[derive(Module, Debug)]
 pub struct Attention {
@@ -14,6 +14,8 @@ pub struct Attention {
     /// Checkpoint key `to_out.0` (index 1 is a parameterless dropout).
     pub to_out: Linear,
     pub heads: usize,
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 impl Attention {
@@ -25,6 +27,7 @@ impl Attention {
             to_v: LinearConfig::new(dim, inner).with_bias(bias).init(device),
             to_out: LinearConfig::new(inner, dim).init(device),
             heads,
+            kernels: Kernels::for_device(device),
         }
     }
 
@@ -33,6 +36,6 @@ impl Attention {
         let q = split_heads(self.to_q.forward(x.clone()), self.heads);
         let k = split_heads(self.to_k.forward(x.clone()), self.heads);
         let v = split_heads(self.to_v.forward(x), self.heads);
-        self.to_out.forward(merge_heads(attention(q, k, v, bias)))
+        self.to_out.forward(merge_heads(attention(self.kernels, q, k, v, bias)))
     }
 }

@@ -5,7 +5,7 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
 use super::ModelError;
-use super::nn::{Act, attention, merge_heads, split_heads};
+use super::nn::{Act, Kernels, attention, merge_heads, split_heads};
 
 /// transformers `CLIPAttention`.
 #[derive(Module, Debug)]
@@ -15,6 +15,8 @@ pub struct ClipAttention {
     pub v_proj: Linear,
     pub out_proj: Linear,
     pub num_heads: usize,
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 impl ClipAttention {
@@ -25,6 +27,7 @@ impl ClipAttention {
             v_proj: LinearConfig::new(dim, dim).init(device),
             out_proj: LinearConfig::new(dim, dim).init(device),
             num_heads: heads,
+            kernels: Kernels::for_device(device),
         }
     }
 
@@ -32,7 +35,7 @@ impl ClipAttention {
         let q = split_heads(self.q_proj.forward(x.clone()), self.num_heads);
         let k = split_heads(self.k_proj.forward(x.clone()), self.num_heads);
         let v = split_heads(self.v_proj.forward(x), self.num_heads);
-        self.out_proj.forward(merge_heads(attention(q, k, v, bias)))
+        self.out_proj.forward(merge_heads(attention(self.kernels, q, k, v, bias)))
     }
 }
 

@@ -10,6 +10,7 @@ use burn::tensor::DType;
 use super::PipelineError;
 use super::cache::Lru;
 use crate::diffusion::unclip_scheduler::UnclipScheduler;
+use crate::kernels::Kernels;
 use crate::model::clip_text::ClipTextModelWithProjection;
 use crate::model::clip_vision::ClipVisionModelWithProjection;
 use crate::model::config::ImageProcessorConfig;
@@ -69,6 +70,9 @@ impl Default for Caches {
 pub struct Engine {
     pub folder: ModelFolder,
     pub device: Device,
+    /// The implementation of the sampler step and the preview packing on `device`, chosen
+    /// when the engine opens (the networks keep their own, chosen as they load).
+    pub(crate) kernels: Kernels,
     pub dtype: DType,
     pub(crate) parts: Parts,
     pub(crate) caches: Caches,
@@ -100,6 +104,7 @@ impl Engine {
         let super_res = folder.sample_size("super_res_first").unwrap_or(4 * decoder);
         Ok(Self {
             folder,
+            kernels: Kernels::for_device(&device),
             device,
             dtype: DType::F32,
             parts: Parts::default(),
@@ -108,6 +113,11 @@ impl Engine {
             sizes: (decoder, super_res),
             stage_values: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The device and its kernels, as the sampler step takes them.
+    pub(crate) fn at(&self) -> (&Device, Kernels) {
+        (&self.device, self.kernels)
     }
 
     /// The loaded components (for tools and tests that call a network directly).

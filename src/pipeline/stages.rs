@@ -12,6 +12,7 @@ use crate::diffusion::ddim::Ddim;
 use crate::diffusion::guidance::{guide_decoder, guide_prior};
 use crate::diffusion::unclip_scheduler::UnclipScheduler;
 use crate::kernels::preview::to_preview;
+use crate::kernels::Kernels;
 use crate::kernels::sampler::{self as sampler_kernel, Rule, StepInput};
 use crate::model::ar_codebook::DotHalf;
 use crate::model::nn::{tensor_from, to_vec};
@@ -108,7 +109,7 @@ impl Engine {
             let input = if uncond.is_some() { Tensor::cat(vec![latents.clone(), latents.clone()], 0) } else { latents.clone() };
             let out = prior.forward(input, t as f32, text.embeds.clone(), text.hidden.clone(), &text.mask);
             let pred = if uncond.is_some() { guide_prior(out, p.guidance) } else { out };
-            latents = step(sched, &ddim, p, pred, None, t, prev, latents, noise, &self.device)?.0;
+            latents = step(sched, &ddim, p, pred, None, t, prev, latents, noise, self.at())?.0;
             ctl.report(Progress::Step { stage: Stage::Prior, step: i + 1, total: timesteps.len(), preview: None });
         }
         ensure_finite(&latents, "prior")?;
@@ -273,9 +274,9 @@ impl Engine {
             let prev = timesteps.get(i + 1).copied();
             // Guidance happens inside the step (fused into the sampler kernel on wgpu).
             let out = self.decoder_raw(&latents, t, &ctx, &additive, guided.is_some())?;
-            let (next, x0) = step(&sched, &ddim, p, out, guided, t, prev, latents, noise, &self.device)?;
+            let (next, x0) = step(&sched, &ddim, p, out, guided, t, prev, latents, noise, self.at())?;
             latents = next;
-            let preview = if ctl.previews { Some(to_preview(x0)) } else { None };
+            let preview = if ctl.previews { Some(to_preview(self.kernels, x0)) } else { None };
             ctl.report(Progress::Step { stage: Stage::Decoder, step: i + 1, total: timesteps.len(), preview });
         }
         ensure_finite(&latents, "decoder")?;
@@ -364,9 +365,9 @@ impl Engine {
             let input = Tensor::cat(vec![latents.clone(), upscaled.clone()], 1);
             let out = unet.forward(input, t as f32, None, None);
             let prev = timesteps.get(i + 1).copied();
-            let (next, x0) = step(&sched, &ddim, &p, out, None, t, prev, latents, noise, &self.device)?;
+            let (next, x0) = step(&sched, &ddim, &p, out, None, t, prev, latents, noise, self.at())?;
             latents = next;
-            let preview = if ctl.previews { Some(to_preview(x0)) } else { None };
+            let preview = if ctl.previews { Some(to_preview(self.kernels, x0)) } else { None };
             ctl.report(Progress::Step { stage: Stage::SuperRes, step: i + 1, total: timesteps.len(), preview });
         }
         ensure_finite(&latents, "super-resolution")?;
@@ -418,7 +419,7 @@ fn step<const D: usize>(
     prev: Option<usize>,
     sample: Tensor<D>,
     noise: &mut Noise,
-    device: &Device,
+    (device, kernels): (&Device, Kernels),
 ) -> Result<(Tensor<D>, Tensor<D>), PipelineError> {
     let shape: [usize; D] = sample.dims();
     let (rule, z) = match p.sampler {
@@ -431,7 +432,7 @@ fn step<const D: usize>(
             (Rule::Ddim { ddim, eta: p.eta }, z)
         }
     };
-    let out = sampler_kernel::step(rule, StepInput { model_output, guidance, t, prev, sample, noise: z })?;
+    let out = sampler_kernel::step(kernels, rule, StepInput { model_output, guidance, t, prev, sample, noise: z })?;
     Ok((out.prev_sample, out.pred_original_sample))
 }
 

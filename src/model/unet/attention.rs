@@ -9,7 +9,7 @@ use std::rc::Rc;
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
-use crate::model::nn::{attention, merge_heads, split_heads};
+use crate::model::nn::{Kernels, attention, merge_heads, split_heads};
 
 /// Context tokens for cross-attention and their additive mask `[b, tokens]`.
 #[derive(Clone, Debug)]
@@ -55,6 +55,8 @@ pub struct SpatialAttention {
     pub add_v_proj: Option<Linear>,
     pub heads: usize,
     pub rescale_output_factor: f64,
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 impl SpatialAttention {
@@ -78,6 +80,7 @@ impl SpatialAttention {
             add_v_proj: added_kv_dim.map(|d| lin(d, channels)),
             heads,
             rescale_output_factor: 1.0,
+            kernels: Kernels::for_device(device),
         }
     }
 
@@ -118,7 +121,7 @@ impl SpatialAttention {
             v = Tensor::cat(vec![ev, v], 2);
             bias = full_bias;
         }
-        let out = self.to_out.forward(merge_heads(attention(q, k, v, bias)));
+        let out = self.to_out.forward(merge_heads(attention(self.kernels, q, k, v, bias)));
         let out = out.swap_dims(1, 2).reshape([b, c, h, w]) + x;
         if self.rescale_output_factor == 1.0 { out } else { out.div_scalar(self.rescale_output_factor) }
     }

@@ -15,7 +15,7 @@ use burn::prelude::*;
 
 use crate::model::ModelError;
 use crate::model::embeddings::{TimestepEmbedding, timestep_tensor};
-use crate::model::nn::{Act, conv};
+use crate::model::nn::{Act, Kernels, conv};
 use attention::Context;
 use blocks::{DownBlock, MidBlock, UpBlock, UpChannels};
 use resnet::ResnetSettings;
@@ -33,6 +33,8 @@ pub struct UNet {
     pub time: TimeFeatures,
     #[module(skip)]
     pub act: Act,
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 /// The sinusoidal timestep features' settings (`Timesteps`).
@@ -155,6 +157,7 @@ impl Body {
             conv_out: conv3(ch0, self.in_out[1]),
             time: self.time,
             act: s.act,
+            kernels: Kernels::for_device(device),
         }
     }
 }
@@ -192,7 +195,7 @@ impl UNet {
             emb = emb + extra.cast(dtype);
         }
 
-        let mut x = conv(&self.conv_in, sample);
+        let mut x = conv(self.kernels, &self.conv_in, sample);
         let mut skips = vec![x.clone()];
         for block in &self.down_blocks {
             let (out, pushed) = block.forward(x, &emb, ctx);
@@ -205,7 +208,7 @@ impl UNet {
         for block in &self.up_blocks {
             x = block.forward(x, &mut skips, &emb, ctx);
         }
-        conv(&self.conv_out, self.act.forward(self.conv_norm_out.forward(x))).cast(burn::tensor::DType::F32)
+        conv(self.kernels, &self.conv_out, self.act.forward(self.conv_norm_out.forward(x))).cast(burn::tensor::DType::F32)
     }
 
     /// The attention layers with added K/V projections of the context (the decoder's).

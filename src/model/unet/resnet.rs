@@ -6,7 +6,7 @@ use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::prelude::*;
 
 use crate::kernels::group_norm::{TimeCond, group_norm_act};
-use crate::model::nn::{Act, conv};
+use crate::model::nn::{Act, Kernels, conv};
 
 /// How a resnet resamples (inside the block, after norm1 + activation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,8 @@ pub struct ResnetBlock2D {
     pub resample: Resample,
     #[module(skip)]
     pub settings: ResnetSettings,
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 pub fn conv3x3(cin: usize, cout: usize, device: &Device) -> Conv2d {
@@ -62,6 +64,7 @@ impl ResnetBlock2D {
             conv_shortcut: (cin != cout).then(|| Conv2dConfig::new([cin, cout], [1, 1]).init(device)),
             resample,
             settings: s,
+            kernels: Kernels::for_device(device),
         }
     }
 
@@ -70,7 +73,7 @@ impl ResnetBlock2D {
         let mut skip = x.clone();
         // act(norm(·)) and its time-conditioned forms: one WGSL kernel on wgpu when the
         // activation is SiLU, the same burn ops as always elsewhere (kernels::group_norm).
-        let mut h = group_norm_act(&self.norm1, x, TimeCond::None, s.act);
+        let mut h = group_norm_act(self.kernels, &self.norm1, x, TimeCond::None, s.act);
         match self.resample {
             Resample::None => {}
             Resample::Up => {
@@ -82,7 +85,7 @@ impl ResnetBlock2D {
                 h = avg_pool2x(h);
             }
         }
-        let h = conv(&self.conv1, h);
+        let h = conv(self.kernels, &self.conv1, h);
         let temb = if s.skip_time_act { temb } else { s.act.forward(temb) };
         let t = self.time_emb_proj.forward(temb);
         let [b, tc] = t.dims();
@@ -90,7 +93,7 @@ impl ResnetBlock2D {
         // scale_shift: act(norm2(h)·(1 + scale) + shift) with t = [scale; shift];
         // default: act(norm2(h + t)).
         let cond = if s.scale_shift { TimeCond::ScaleShift(t) } else { TimeCond::Add(t) };
-        let h = conv(&self.conv2, group_norm_act(&self.norm2, h, cond, s.act));
+        let h = conv(self.kernels, &self.conv2, group_norm_act(self.kernels, &self.norm2, h, cond, s.act));
         if let Some(sc) = &self.conv_shortcut {
             skip = sc.forward(skip);
         }
