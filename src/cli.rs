@@ -518,7 +518,9 @@ pub fn run(cli: Cli) -> Result<(), String> {
         let need = crate::pipeline::budget::gigabytes(engine.memory_estimate().peak(engine.release_stages));
         eprintln!("memory: about {need} at most");
     }
-    engine.check_memory().map_err(|e| e.to_string())?;
+    if let Some(note) = engine.fit_memory().map_err(|e| e.to_string())? {
+        eprintln!("note: {note}");
+    }
     let cancel = Arc::new(AtomicBool::new(false));
     let mut sink = progress_printer();
     let mut ctl = Control::new(cancel, &mut sink);

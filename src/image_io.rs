@@ -29,26 +29,32 @@ pub fn load_picture(path: &Path) -> Result<Picture, String> {
 pub fn decode_picture(bytes: &[u8]) -> Result<Picture, String> {
     let reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| format!("cannot read: {e}"))?;
+        .map_err(|e| format!("cannot read: {}", one_line(e)))?;
     if reader.format().is_none() {
         return Err("not an image (PNG, JPEG, WebP, BMP or GIF expected)".into());
     }
-    let (w, h) = reader.into_dimensions().map_err(|e| format!("not a readable image: {e}"))?;
+    let (w, h) = reader.into_dimensions().map_err(|e| format!("not a readable image: {}", one_line(e)))?;
     if w == 0 || h == 0 {
         return Err("image has no pixels".into());
     }
     if w > MAX_SIDE || h > MAX_SIDE || (w as u64) * (h as u64) > MAX_PIXELS {
         return Err(format!("image is too large ({w}×{h}; at most {MAX_SIDE} px a side and 64 megapixels)"));
     }
-    let mut reader = image::ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?;
+    let mut reader = image::ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(one_line)?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_PIXELS * 8);
     reader.limits(limits);
-    let img = reader.decode().map_err(|e| format!("cannot decode image: {e}"))?;
+    let img = reader.decode().map_err(|e| format!("cannot decode image: {}", one_line(e)))?;
     let rgb = img.to_rgb8();
     Ok(Picture { width: rgb.width() as usize, height: rgb.height() as usize, rgb: rgb.into_raw() })
+}
+
+/// A decoder's message on one line: the image crate's JPEG errors, for one, end in a newline
+/// (found by tests/mutations.rs).
+fn one_line(e: impl std::fmt::Display) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// PNG bytes with the recipe in two text chunks: `parameters` (the A1111 convention other
@@ -87,4 +93,21 @@ pub fn read_recipe(bytes: &[u8]) -> Option<Recipe> {
         .map(|c| c.text.clone())
         .or_else(|| info.utf8_text.iter().find(|c| c.keyword == "unclip").and_then(|c| c.get_text().ok()))?;
     Recipe::from_json(&text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_picture;
+
+    #[test]
+    fn a_truncated_jpeg_is_refused_in_one_line() {
+        // The image crate's message for this ends in a newline (found by tests/mutations.rs).
+        let rgb = image::RgbImage::from_fn(16, 16, |x, y| image::Rgb([(x * 16) as u8, (y * 16) as u8, 0]));
+        let mut jpeg = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(rgb).write_to(&mut jpeg, image::ImageFormat::Jpeg).expect("encode");
+        let mut jpeg = jpeg.into_inner();
+        jpeg.truncate(jpeg.len() * 2 / 3);
+        let err = decode_picture(&jpeg).expect_err("a truncated JPEG must be refused");
+        assert!(!err.contains('\n') && !err.is_empty(), "{err:?}");
+    }
 }

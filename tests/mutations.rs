@@ -1,7 +1,7 @@
 //! Mutated inputs through the loaders a user's files reach: a few thousand deterministic
 //! corruptions (flipped bytes, truncations, inserted junk, numbers made huge, negative or
 //! zero) of the tiny model's configs, safetensors headers and tokenizer files, of a PNG with a
-//! recipe, and of a recipe's JSON. Every one must end in Ok or a one-line error: no panic, no
+//! recipe, of JPEG, WebP, BMP and GIF files, and of a recipe's JSON. Every one must end in Ok or a one-line error: no panic, no
 //! abort, no runaway allocation. A regression net in the normal suite, and the fuzz script:
 //! `dist/fuzz.sh` runs the same targets with `UNCLIP_FUZZ_EXECS` executions each (a million
 //! for the README's counts). Inputs that load are kept as seeds for later mutations, so the
@@ -236,6 +236,37 @@ fn mutated_pngs_and_recipes_decode_or_are_refused() {
     println!("png: {n} mutations, {decoded} decoded, {recipes} with a recipe");
     println!("recipe-json: {n} mutations, none panicked");
     assert!(decoded < n, "some mutation must be refused");
+}
+
+#[test]
+fn mutated_jpeg_webp_bmp_and_gif_files_decode_or_are_refused_in_one_line() {
+    // The other formats a user can drop on the window, through the same loader as PNG.
+    let rgb = image::RgbImage::from_fn(16, 16, |x, y| image::Rgb([(x * 16) as u8, (y * 16) as u8, ((x ^ y) * 8) as u8]));
+    let n = execs(3_000);
+    let mut rng = SplitMix64::new(123);
+    for (name, format) in [
+        ("jpeg", image::ImageFormat::Jpeg),
+        ("webp", image::ImageFormat::WebP),
+        ("bmp", image::ImageFormat::Bmp),
+        ("gif", image::ImageFormat::Gif),
+    ] {
+        let mut seed = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(rgb.clone()).write_to(&mut seed, format).expect("encode the seed image");
+        let seed = seed.into_inner();
+        assert!(unclip::image_io::decode_picture(&seed).is_ok(), "{name}: the seed itself must decode");
+        let mut decoded = 0;
+        for i in 0..n {
+            let bytes = mutate(&seed, &mut rng, false);
+            let result = catch_unwind(|| unclip::image_io::decode_picture(&bytes));
+            match result {
+                Ok(Ok(_)) => decoded += 1,
+                Ok(Err(e)) => assert!(!e.contains('\n'), "{name} #{i}: not one line: {e:?}"),
+                Err(_) => panic!("{name} mutation #{i} panicked"),
+            }
+        }
+        println!("{name}: {n} mutations, {decoded} decoded, {} refused with one line", n - decoded);
+        assert!(decoded < n, "{name}: some mutation must be refused");
+    }
 }
 
 #[test]

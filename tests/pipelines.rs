@@ -516,3 +516,20 @@ fn a_run_that_needs_more_memory_than_is_available_is_refused_with_what_would_fit
     e.release_stages = true;
     assert!(e.check_memory_against(Some(estimate.peak(true))).is_ok(), "freeing stages fits in the largest stage");
 }
+
+#[test]
+fn a_model_too_big_to_keep_resident_frees_its_stages_by_itself_when_that_fits() {
+    let mut e = engine();
+    let estimate = e.memory_estimate();
+    // Room for everything: nothing changes.
+    assert_eq!(e.fit_memory_against(Some(estimate.peak(false))).unwrap(), None);
+    assert!(!e.release_stages);
+    // Room for the largest stage only: stages are freed, and the note says why in one line.
+    let note = e.fit_memory_against(Some(estimate.peak(true))).unwrap().expect("a note");
+    assert!(e.release_stages && note.contains("freed") && !note.contains('\n'), "{note}");
+    // Not even that: refused as before, with what would fit.
+    e.release_stages = false;
+    let err = e.fit_memory_against(Some(estimate.peak(true) - 1)).unwrap_err().to_string();
+    assert!(err.contains("needs about") && !e.release_stages, "{err}");
+    assert_eq!(e.fit_memory_against(None).unwrap(), None, "unknown available memory is not a refusal");
+}

@@ -348,8 +348,11 @@ fn execute(engine: &mut Engine, job: Job, ticket: &Ticket, out: &Outbox) -> Resu
     let mut ctl = Control::new(ticket.cancel.clone(), &mut sink);
     let generated = match job {
         Job::Run { request, .. } => {
-            // Refused in one line before anything loads, rather than killed part-way.
-            engine.check_memory()?;
+            // Fitted (stages freed) or refused in one line before anything loads, rather than
+            // killed part-way.
+            if let Some(note) = engine.fit_memory()? {
+                ctl.report(Progress::Note(note));
+            }
             engine.run(&request, &mut ctl)?
         }
         Job::Panic { .. } => panic!("fault injected by a test"),

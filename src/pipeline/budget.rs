@@ -87,9 +87,33 @@ impl Engine {
         )))
     }
 
-    /// [`Engine::check_memory_against`] this machine's available memory.
-    pub fn check_memory(&self) -> Result<(), PipelineError> {
-        self.check_memory_against(available_memory())
+    /// Fits the next run into `available`. When every network resident at once would not
+    /// fit but freeing each stage's networks as it ends would, the engine frees them from now
+    /// on and says so in the returned note: a 16 GB desktop then runs a Karlo-sized model at
+    /// default settings in about 4.6 GB instead of being told to change them. Refuses in one
+    /// line ([`Engine::check_memory_against`]) when even that does not fit.
+    pub fn fit_memory_against(&mut self, available: Option<u64>) -> Result<Option<String>, PipelineError> {
+        if let Some(available) = available
+            && !self.release_stages
+        {
+            let estimate = self.memory_estimate();
+            if estimate.peak(false) > available && estimate.peak(true) <= available {
+                self.release_stages = true;
+                return Ok(Some(format!(
+                    "all networks at once need about {} and {} are available, so each stage's networks \
+                     are freed when it ends (about {}; slower when runs repeat)",
+                    gigabytes(estimate.peak(false)),
+                    gigabytes(available),
+                    gigabytes(estimate.peak(true))
+                )));
+            }
+        }
+        self.check_memory_against(available).map(|()| None)
+    }
+
+    /// [`Engine::fit_memory_against`] this machine's available memory.
+    pub fn fit_memory(&mut self) -> Result<Option<String>, PipelineError> {
+        self.fit_memory_against(available_memory())
     }
 }
 
