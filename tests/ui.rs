@@ -415,6 +415,20 @@ fn launching_with_dtype_and_release_stages_flags_ticks_the_memory_boxes() {
 }
 
 #[test]
+fn a_prompt_longer_than_the_model_reads_says_so_after_the_run() {
+    let dir = TempDir::new("long-prompt");
+    let mut h = open_app(dir.path());
+    let long = "a red star ".repeat(30);
+    type_into(&mut h, "Prompt", long.trim());
+    // Enter in the prompt box (the box has just grown, so the button is moving this frame).
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_until(&mut h, "the result", |h| idle(h) && h.state().gallery_len() == 1);
+    let banner = h.state().banner_text().unwrap_or_default().to_string();
+    assert!(banner.contains("the end was cut"), "the note stays after the run: {banner:?}");
+}
+
+#[test]
 fn the_seed_field_shows_the_seed_of_the_result_and_the_next_run_draws_a_new_one() {
     let dir = TempDir::new("seeds");
     let mut h = open_app(dir.path());

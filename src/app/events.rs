@@ -80,7 +80,12 @@ impl UnclipApp {
                     self.preview.progress(ctx, stage, step, total, preview);
                 }
             }
-            Event::Note { text, .. } => self.last_status = text,
+            // Notes (a prompt cut to the model's length, stages freed to fit in memory) stay in
+            // a banner after the run; the status line is overwritten when it ends.
+            Event::Note { text, .. } => {
+                self.info(text.clone());
+                self.last_status = text;
+            }
             Event::Finished { id, pictures, seconds } => {
                 let Some(run) = self.queue.finish(id) else { return };
                 self.preview.end(None);
