@@ -136,63 +136,37 @@ impl Engine {
     }
 
     pub fn load_tokenizer(&mut self) -> Result<(), PipelineError> {
-        if self.parts.tokenizer.is_none() {
-            self.parts.tokenizer = Some(self.folder.tokenizer()?);
-        }
-        Ok(())
+        fill(&mut self.parts.tokenizer, || self.folder.tokenizer())
     }
 
     pub fn load_text_encoder(&mut self) -> Result<(), PipelineError> {
         self.load_tokenizer()?;
-        if self.parts.text_encoder.is_none() {
-            self.parts.text_encoder = Some(self.folder.text_encoder(&self.device, self.dtype)?);
-        }
-        Ok(())
+        fill(&mut self.parts.text_encoder, || self.folder.text_encoder(&self.device, self.dtype))
     }
 
     pub fn load_image_encoder(&mut self) -> Result<(), PipelineError> {
-        if self.parts.image_encoder.is_none() {
-            self.parts.image_encoder = Some(self.folder.image_encoder(&self.device, self.dtype)?);
-        }
-        if self.parts.image_processor.is_none() {
-            self.parts.image_processor = Some(self.folder.image_processor()?);
-        }
-        Ok(())
+        fill(&mut self.parts.image_encoder, || self.folder.image_encoder(&self.device, self.dtype))?;
+        fill(&mut self.parts.image_processor, || self.folder.image_processor())
     }
 
     pub fn load_prior(&mut self) -> Result<(), PipelineError> {
-        if self.parts.prior.is_none() {
-            self.parts.prior = Some(self.folder.prior(&self.device, self.dtype)?);
-        }
-        if self.parts.prior_scheduler.is_none() {
-            self.parts.prior_scheduler = Some(UnclipScheduler::new(&self.folder.scheduler("prior_scheduler")?)?);
-        }
-        Ok(())
+        fill(&mut self.parts.prior, || self.folder.prior(&self.device, self.dtype))?;
+        fill(&mut self.parts.prior_scheduler, || scheduler(&self.folder, "prior_scheduler"))
     }
 
     pub fn load_ar_prior(&mut self) -> Result<(), PipelineError> {
-        if self.parts.ar_prior.is_none() {
-            if !self.folder.has_ar_prior() {
-                return Err(PipelineError::Input(
-                    "this model has no autoregressive prior (ar_prior/); choose the diffusion prior".into(),
-                ));
-            }
-            self.parts.ar_prior = Some(self.folder.ar_prior(&self.device, self.dtype)?);
+        if self.parts.ar_prior.is_none() && !self.folder.has_ar_prior() {
+            return Err(PipelineError::Input(
+                "this model has no autoregressive prior (ar_prior/); choose the diffusion prior".into(),
+            ));
         }
-        Ok(())
+        fill(&mut self.parts.ar_prior, || self.folder.ar_prior(&self.device, self.dtype))
     }
 
     pub fn load_decoder(&mut self) -> Result<(), PipelineError> {
-        if self.parts.text_proj.is_none() {
-            self.parts.text_proj = Some(self.folder.text_proj(&self.device, self.dtype)?);
-        }
-        if self.parts.decoder.is_none() {
-            self.parts.decoder = Some(self.folder.decoder(&self.device, self.dtype)?);
-        }
-        if self.parts.decoder_scheduler.is_none() {
-            self.parts.decoder_scheduler = Some(UnclipScheduler::new(&self.folder.scheduler("decoder_scheduler")?)?);
-        }
-        Ok(())
+        fill(&mut self.parts.text_proj, || self.folder.text_proj(&self.device, self.dtype))?;
+        fill(&mut self.parts.decoder, || self.folder.decoder(&self.device, self.dtype))?;
+        fill(&mut self.parts.decoder_scheduler, || scheduler(&self.folder, "decoder_scheduler"))
     }
 
     /// Returns false when the folder has no super-resolution stage.
@@ -200,26 +174,18 @@ impl Engine {
         if !self.folder.has_super_res() {
             return Ok(false);
         }
-        if self.parts.super_res_first.is_none() {
-            self.parts.super_res_first = Some(self.folder.super_res("super_res_first", &self.device, self.dtype)?);
-        }
+        fill(&mut self.parts.super_res_first, || self.folder.super_res("super_res_first", &self.device, self.dtype))?;
         // With release_stages the last network waits for the last step, after the first one
         // is freed: the two are never resident together (Karlo: 2 × 2.8 GB in f32).
-        if !self.release_stages && self.parts.super_res_last.is_none() {
+        if !self.release_stages {
             self.load_super_res_last()?;
         }
-        if self.parts.super_res_scheduler.is_none() {
-            self.parts.super_res_scheduler =
-                Some(UnclipScheduler::new(&self.folder.scheduler("super_res_scheduler")?)?);
-        }
+        fill(&mut self.parts.super_res_scheduler, || scheduler(&self.folder, "super_res_scheduler"))?;
         Ok(true)
     }
 
     pub fn load_super_res_last(&mut self) -> Result<(), PipelineError> {
-        if self.parts.super_res_last.is_none() {
-            self.parts.super_res_last = Some(self.folder.super_res("super_res_last", &self.device, self.dtype)?);
-        }
-        Ok(())
+        fill(&mut self.parts.super_res_last, || self.folder.super_res("super_res_last", &self.device, self.dtype))
     }
 
     /// With `release_stages`, frees the text and image encoders once their outputs are in the
@@ -268,4 +234,20 @@ impl Engine {
     pub fn super_res_size(&self) -> usize {
         self.sizes.1
     }
+}
+
+/// Loads into an empty slot; a filled one stays as it is (networks load once, on first use).
+fn fill<T, E>(slot: &mut Option<T>, load: impl FnOnce() -> Result<T, E>) -> Result<(), PipelineError>
+where
+    PipelineError: From<E>,
+{
+    if slot.is_none() {
+        *slot = Some(load()?);
+    }
+    Ok(())
+}
+
+/// A stage's scheduler from its `scheduler_config.json`.
+fn scheduler(folder: &ModelFolder, name: &str) -> Result<UnclipScheduler, PipelineError> {
+    Ok(UnclipScheduler::new(&folder.scheduler(name)?)?)
 }
