@@ -540,8 +540,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             save_all(&g, &a.decode.out, &stem, &model_name, &op, a.decode.grid)
         }
         Command::Interpolate(a) => {
-            let (ia, ib) = (input(&a.image_a)?, input(&a.image_b)?);
-            let start = a.start;
+            let (ia, ib, start) = (input(&a.image_a)?, input(&a.image_b)?, a.start);
             let thetas: Vec<f32> = match (a.theta, a.frames) {
                 (Some(t), _) => vec![t],
                 (None, Some(n)) if (2..=MAX_FRAMES).contains(&n) => (0..n).map(|i| i as f32 / (n - 1) as f32).collect(),

@@ -401,15 +401,15 @@ fn choosing_half_precision_in_the_model_menu_keeps_generating_and_is_remembered(
 fn launching_with_dtype_and_release_stages_flags_ticks_the_memory_boxes() {
     let dir = TempDir::new("flags");
     let mut cfg = config(dir.path(), fixture("tiny_unclip"));
-    cfg.half_precision = Some(true);
-    cfg.release_stages = true;
+    cfg.flags.half_precision = Some(true);
+    cfg.flags.release_stages = true;
     let h = launch(cfg);
     assert!(h.state().settings().half_precision, "--dtype f16 ticks Half precision");
     assert!(h.state().settings().release_stages, "--release-stages ticks Free memory between stages");
     drop(h);
     // `--dtype f32` unticks it again.
     let mut cfg = config(dir.path(), fixture("tiny_unclip"));
-    cfg.half_precision = Some(false);
+    cfg.flags.half_precision = Some(false);
     let h = launch(cfg);
     assert!(!h.state().settings().half_precision);
 }
@@ -494,7 +494,7 @@ fn opening_the_app_with_two_images_sets_up_an_interpolation_between_them() {
     let dir = TempDir::new("open-two");
     let other = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets").join("samples").join("src-blue-circle.png");
     let mut config = config(dir.path(), fixture("tiny_unclip"));
-    config.open = vec![fixture("test_image.png"), other];
+    config.flags.open = vec![fixture("test_image.png"), other];
     let mut h = launch(config);
     wait_until(&mut h, "both ends loaded", |h| {
         h.query_by_label("Image A: test_image.png").is_some() && h.query_by_label("Image B: src-blue-circle.png").is_some()

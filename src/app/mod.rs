@@ -51,16 +51,8 @@ pub struct AppConfig {
     pub data_dir: PathBuf,
     /// `settings.json` lives here.
     pub config_dir: PathBuf,
-    /// `--smoke PROMPT`: generate once as soon as the model is ready, then close the window
-    /// a few seconds after the result (CI's end-to-end run of the real binary).
-    pub smoke: Option<String>,
-    /// Images named on the command line (as a file manager's "Open with" passes them): one
-    /// becomes the variations source, two the interpolation ends.
-    pub open: Vec<PathBuf>,
-    /// `--dtype` when given: ticks or unticks Memory → Half precision, as the user would.
-    pub half_precision: Option<bool>,
-    /// `--release-stages`: ticks Memory → Free memory between stages.
-    pub release_stages: bool,
+    /// The rest of the command line.
+    pub flags: LaunchFlags,
     /// The shipped model's folder, found before the window opens (finding it looks at the disk).
     pub builtin_model: PathBuf,
 }
@@ -80,10 +72,7 @@ impl AppConfig {
             device,
             data_dir,
             config_dir,
-            smoke: None,
-            open: Vec::new(),
-            half_precision: None,
-            release_stages: false,
+            flags: LaunchFlags::default(),
             builtin_model: crate::model::folder::default_model_dir(),
         }
     }
@@ -98,25 +87,28 @@ impl AppConfig {
 /// What the command line says besides the model and device.
 #[derive(Debug, Clone, Default)]
 pub struct LaunchFlags {
+    /// `--smoke PROMPT`: generate once as soon as the model is ready, then close the window
+    /// a few seconds after the result (CI's end-to-end run of the real binary).
     pub smoke: Option<String>,
+    /// Images named on the command line (as a file manager's "Open with" passes them): one
+    /// becomes the variations source, two the interpolation ends.
     pub open: Vec<PathBuf>,
+    /// `--dtype` when given: ticks or unticks Memory → Half precision, as the user would.
     pub half_precision: Option<bool>,
+    /// `--release-stages`: ticks Memory → Free memory between stages.
     pub release_stages: bool,
 }
 
 /// Opens the app window; returns when it is closed.
 pub fn run(model: Option<PathBuf>, device: DevicePref, flags: LaunchFlags) -> Result<(), String> {
     let mut config = AppConfig::for_user(model, device)?;
-    config.open = flags.open;
-    config.half_precision = flags.half_precision;
-    config.release_stages = flags.release_stages;
-    if let Some(prompt) = flags.smoke {
+    if flags.smoke.is_some() {
         // A smoke run must not touch the user's folders.
         let dir = std::env::temp_dir().join(format!("unclip-smoke-{}", std::process::id()));
         config.data_dir = dir.join("data");
         config.config_dir = dir.join("config");
-        config.smoke = Some(prompt);
     }
+    config.flags = flags;
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("unclip")
@@ -219,10 +211,10 @@ impl UnclipApp {
         let (mut settings, settings_warning) = loaded;
         // Flags change the settings as ticking the boxes would, so they are saved like that.
         let saved = settings.clone();
-        if let Some(half) = config.half_precision {
+        if let Some(half) = config.flags.half_precision {
             settings.half_precision = half;
         }
-        settings.release_stages |= config.release_stages;
+        settings.release_stages |= config.flags.release_stages;
         let (gallery, gallery_warning) = Gallery::open(&config.data_dir.join("gallery"), Some(ctx.clone()));
         let model_folder =
             config.model.clone().or_else(|| settings.model.clone()).unwrap_or_else(|| config.builtin_model.clone());
@@ -259,7 +251,7 @@ impl UnclipApp {
             view: View::Empty,
             banner: None,
             last_status: String::new(),
-            smoke: config.smoke.clone().map(|prompt| Smoke { prompt, queued: false, done_at: None }),
+            smoke: config.flags.smoke.clone().map(|prompt| Smoke { prompt, queued: false, done_at: None }),
             hub_models: Arc::new(Mutex::new(Vec::new())),
             settings_writer: crate::files::BackgroundWriter::new("settings-writer"),
             exports: crate::files::BackgroundWriter::new("export-writer"),
@@ -284,7 +276,7 @@ impl UnclipApp {
                 app.loader.load_path(path, Purpose::Reopen(slot));
             }
         }
-        app.open_files(&config.open);
+        app.open_files(&config.flags.open);
         app
     }
 

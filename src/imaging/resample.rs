@@ -291,9 +291,13 @@ pub fn resize_bicubic_antialias_with(
     out_w: usize,
     kernel: TorchCpuKernel,
 ) -> Result<Vec<f32>, ResampleError> {
-    let sides = [(h, "input height"), (w, "input width"), (out_h, "output height"), (out_w, "output width")];
-    nonzero(&[(channels, "channels")])?;
-    nonzero(&sides)?;
+    nonzero(&[
+        (channels, "channels"),
+        (h, "input height"),
+        (w, "input width"),
+        (out_h, "output height"),
+        (out_w, "output width"),
+    ])?;
     check_len(src.len(), volume(channels, h, w, "input size")?)?;
     check_dims(&[h, w, out_h, out_w])?;
     let out_len = volume(channels, out_h, out_w, "output size")?;

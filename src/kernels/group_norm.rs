@@ -37,20 +37,17 @@ pub struct GroupNormParams {
 /// `act(GN(x) ⊙ cond)`: with SiLU, the WGSL kernel or the fused host loop as `kernels` says
 /// (where it applies to these shapes); the reference otherwise.
 pub fn group_norm_act(kernels: Kernels, norm: &GroupNorm, x: Tensor<4>, cond: TimeCond, act: Act) -> Tensor<4> {
-    if act == Act::Silu {
-        match kernels {
-            Kernels::Wgsl { .. } => {
-                if let Some(params) = plan(norm, &x, &cond) {
-                    return run(norm, x, cond, params);
-                }
-            }
-            Kernels::Host => {
-                if let Some(y) = super::host::group_norm_silu(norm, &x, &cond) {
-                    return y;
-                }
-            }
-            Kernels::Reference => {}
-        }
+    if act == Act::Silu
+        && kernels.is_wgsl()
+        && let Some(params) = plan(norm, &x, &cond)
+    {
+        return run(norm, x, cond, params);
+    }
+    if act == Act::Silu
+        && kernels == Kernels::Host
+        && let Some(y) = super::host::group_norm_silu(norm, &x, &cond)
+    {
+        return y;
     }
     reference(norm, x, cond, act)
 }
