@@ -29,16 +29,24 @@ pub fn is_plain_flex(device: &Device) -> bool {
     matches!(device.as_dispatch(), DispatchDevice::Flex(_))
 }
 
-/// e^x for x ≤ 0 (as after subtracting a row maximum; −∞ and NaN give ≈ 0): range reduction
-/// to r ∈ [−ln2/2, ln2/2] and a degree-6 Taylor polynomial, relative error ≈ 2e-7. Written
-/// without calls or branches so the loops over it vectorise.
+/// Below this the exponential is returned as exactly 0 (e^−80 ≈ 1.8e-35, far under f32's
+/// resolution of a softmax row): a masked key's weight would otherwise sit near f32's smallest
+/// normal, and its products with V are subnormal, which x86 computes about a hundred times
+/// slower (masked attention ran 4–6× slower than unmasked).
+const EXP_CUTOFF: f32 = -80.0;
+
+/// e^x for x ≤ 0 (as after subtracting a row maximum; −∞, NaN and anything below
+/// [`EXP_CUTOFF`] give 0): range reduction to r ∈ [−ln2/2, ln2/2] and a degree-6 Taylor
+/// polynomial, relative error ≈ 2e-7. Written without calls or branches (the cut-off is a
+/// select) so the loops over it vectorise.
 #[inline(always)]
 fn exp_nonpositive(x: f32) -> f32 {
+    let keep = x >= EXP_CUTOFF;
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
-    // Below −87.3 the result underflows f32's normal range; clamp so 2^n stays normal.
-    let x = x.max(-87.3).min(0.0);
+    // The clamp keeps 2^n normal for the bit trick below; `keep` zeroes what it cut off.
+    let x = x.max(EXP_CUTOFF).min(0.0);
     // Round to nearest by adding 1.5·2^23: n then sits in the low mantissa bits of `t`, so
     // 2^n is built with integer ops on the bits (a float → int cast would not vectorise).
     const MAGIC: f32 = 12_582_912.0;
@@ -47,7 +55,8 @@ fn exp_nonpositive(x: f32) -> f32 {
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     let n_int = t.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
-    p * f32::from_bits(((n_int + 127) << 23) as u32)
+    let y = p * f32::from_bits(((n_int + 127) << 23) as u32);
+    if keep { y } else { 0.0 }
 }
 
 /// σ(x) through [`exp_nonpositive`] on −|x|, so it never overflows.
@@ -283,40 +292,65 @@ pub fn conv3x3(conv: &Conv2d, x: &Tensor<4>) -> Option<Tensor<4>> {
     let (pw, ph) = (w + 2, h + 2);
     // Valid outputs on the padded grid: rows 0..h, columns 0..w of each (w + 2)-wide row.
     let span = h * pw - 2;
+    // Tasks: (image, piece of the padded grid). With fewer images than threads each image's
+    // grid is cut into pieces, one per spare thread, so every core has work without gemm's
+    // own nested split (which cost a single 64 px image about 3× the time of two 32 px ones).
+    let threads = rayon::current_num_threads().max(1);
+    let pieces = if b < threads { threads.div_ceil(b) } else { 1 };
+    let piece_len = span.div_ceil(pieces);
+    let tasks: Vec<(usize, usize, usize)> = (0..b)
+        .flat_map(|bi| (0..pieces).map(move |k| (bi, k * piece_len, ((k + 1) * piece_len).min(span))))
+        .filter(|(_, s0, s1)| s0 < s1)
+        .collect();
+    let padded: Vec<Vec<f32>> = (0..b)
+        .into_par_iter()
+        .map(|bi| {
+            let mut padded = vec![0f32; ci * ph * pw];
+            let image = &xv[bi * ci * h * w..(bi + 1) * ci * h * w];
+            for (plane, src) in padded.chunks_exact_mut(ph * pw).zip(image.chunks_exact(h * w)) {
+                for (y, row) in src.chunks_exact(w).enumerate() {
+                    plane[(y + 1) * pw + 1..(y + 1) * pw + 1 + w].copy_from_slice(row);
+                }
+            }
+            padded
+        })
+        .collect();
+    // Each task: acc[o, p − s0] = Σ_tap Σ_i W[o, i, ky, kx] · padded[i, p + ky·pw + kx].
+    let accs: Vec<Vec<f32>> = tasks
+        .par_iter()
+        .map(|&(bi, s0, s1)| {
+            let len = s1 - s0;
+            let mut acc = vec![0f32; co * len];
+            for tap in 0..9 {
+                let (ky, kx) = (tap / 3, tap % 3);
+                // SAFETY: W is read at o·ci·9 + i·9 + tap < co·ci·9; padded at
+                // i·ph·pw + ky·pw + kx + p with p < span, which stays below ci·ph·pw; acc at
+                // o·len + (p − s0) < co·len.
+                unsafe {
+                    gemm::gemm(
+                        co, len, ci,
+                        acc.as_mut_ptr(), 1, len as isize, tap > 0,
+                        wv.as_ptr().add(tap), 9, (ci * 9) as isize,
+                        padded[bi].as_ptr().add(s0 + ky * pw + kx), 1, (ph * pw) as isize,
+                        1.0, 1.0, false, false, false, gemm::Parallelism::None,
+                    );
+                }
+            }
+            acc
+        })
+        .collect();
+    // Scatter the valid columns (x < w of each padded row) of every piece, adding the bias.
     let mut out = vec![0f32; b * co * h * w];
-    // Images in parallel; within an image too when there are fewer images than threads and
-    // enough work to split (gemm's own rayon split).
-    let threads = rayon::current_num_threads();
-    let inner = if b < threads && co * span * ci >= 1 << 20 { gemm::Parallelism::Rayon(threads.div_ceil(b)) } else { gemm::Parallelism::None };
     out.par_chunks_mut(co * h * w).enumerate().for_each(|(bi, dst)| {
-        let mut padded = vec![0f32; ci * ph * pw];
-        for (plane, src) in padded.chunks_exact_mut(ph * pw).zip(xv[bi * ci * h * w..(bi + 1) * ci * h * w].chunks_exact(h * w)) {
-            for (y, row) in src.chunks_exact(w).enumerate() {
-                plane[(y + 1) * pw + 1..(y + 1) * pw + 1 + w].copy_from_slice(row);
-            }
-        }
-        let mut acc = vec![0f32; co * h * pw];
-        for tap in 0..9 {
-            let (ky, kx) = (tap / 3, tap % 3);
-            // acc[o, p] (+)= Σ_i W[o, i, ky, kx] · padded[i, p + ky·pw + kx]
-            // SAFETY: W is read at o·ci·9 + i·9 + tap < co·ci·9; padded at
-            // i·ph·pw + ky·pw + kx + p with p < span, which stays below ci·ph·pw; acc at
-            // o·h·pw + p < co·h·pw.
-            unsafe {
-                gemm::gemm(
-                    co, span, ci,
-                    acc.as_mut_ptr(), 1, (h * pw) as isize, tap > 0,
-                    wv.as_ptr().add(tap), 9, (ci * 9) as isize,
-                    padded.as_ptr().add(ky * pw + kx), 1, (ph * pw) as isize,
-                    1.0, 1.0, false, false, false, inner,
-                );
-            }
-        }
-        for (o, (plane, src)) in dst.chunks_exact_mut(h * w).zip(acc.chunks_exact(h * pw)).enumerate() {
-            let b0 = bias.as_ref().map_or(0.0, |v| v[o]);
-            for (row, srow) in plane.chunks_exact_mut(w).zip(src.chunks_exact(pw)) {
-                for (d, s) in row.iter_mut().zip(srow) {
-                    *d = s + b0;
+        for (&(_, s0, s1), acc) in tasks.iter().zip(&accs).filter(|((t, _, _), _)| *t == bi) {
+            let len = s1 - s0;
+            for (o, (plane, src)) in dst.chunks_exact_mut(h * w).zip(acc.chunks_exact(len)).enumerate() {
+                let b0 = bias.as_ref().map_or(0.0, |v| v[o]);
+                for (p, s) in (s0..s1).zip(src) {
+                    let (y, x) = (p / pw, p % pw);
+                    if x < w {
+                        plane[y * w + x] = s + b0;
+                    }
                 }
             }
         }
@@ -331,13 +365,26 @@ mod tests {
     #[test]
     fn the_polynomial_exp_matches_libm_over_the_softmax_range() {
         let mut worst = 0f32;
-        for i in 0..=87_000 {
+        for i in 0..=80_000 {
             let x = -(i as f32) / 1000.0;
             let rel = (exp_nonpositive(x) - x.exp()).abs() / x.exp();
             worst = worst.max(rel);
         }
         assert!(worst < 1e-6, "relative error {worst}");
-        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), exp_nonpositive(-87.3));
-        assert!(exp_nonpositive(f32::NEG_INFINITY) < 1e-37);
+        // Masked keys (−∞, or diffusers' −10 000 bias) and NaN weigh exactly nothing.
+        for x in [f32::NEG_INFINITY, -10_000.0, -80.5, f32::NAN] {
+            assert_eq!(exp_nonpositive(x), 0.0, "e^{x}");
+        }
+    }
+
+    #[test]
+    fn a_masked_key_gets_exactly_zero_weight_never_a_subnormal_one() {
+        let mut row = vec![0.5, -1.0, -10_000.0, f32::NEG_INFINITY, 0.25, -90.0];
+        super::softmax_in_place(&mut row);
+        assert!(row.iter().all(|p| *p == 0.0 || p.is_normal()), "{row:?}");
+        assert_eq!(&row[2..4], &[0.0, 0.0]);
+        assert_eq!(row[5], 0.0);
+        let sum: f32 = row.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-6, "sum {sum}");
     }
 }
