@@ -6,6 +6,8 @@
 //!
 //! The ε-MSE rows are weighted (`noising::eps_weights`): at high noise the background colour and
 //! the layout must come from z_i and the caption, and plain ε-MSE hardly asks for that.
+//!
+//! Half the kept CLIP embeddings are turned by a random angle (`jitter_embeddings`).
 
 use burn::module::Module;
 use burn::optim::AdamWConfig;
@@ -27,6 +29,37 @@ use crate::model::unet::decoder::mask_bias;
 pub struct DecoderPair {
     pub text_proj: UnCLIPTextProjModel,
     pub decoder: UNet,
+}
+
+/// Share of rows whose embedding is jittered, and the largest tangent of the turn (≈ 31°).
+const JITTER_CHANCE: f64 = 0.5;
+const JITTER_MAX_TAN: f64 = 0.6;
+
+/// Turns some rows' embeddings by a random angle off their direction, keeping their length.
+///
+/// Interpolations and text diffs hand the decoder embeddings between or beside the ones real
+/// pictures have; a decoder that only ever saw exact image embeddings drew shapes that are
+/// neither end (an orange cross between an orange circle and a red star). Isotropic noise in
+/// the embedding's dimensions points mostly off the pictures' manifold, so the decoder learns
+/// to read the nearest picture's attributes, not to ignore moves along them.
+pub fn jitter_embeddings(z: &mut [f32], dim: usize, rng: &mut SplitMix64) {
+    for row in z.chunks_mut(dim.max(1)) {
+        if !rng.chance(JITTER_CHANCE) {
+            continue;
+        }
+        let len = row.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+        if len == 0.0 {
+            continue;
+        }
+        // A unit direction plus noise of norm ≈ tan: turned by about atan(tan).
+        let tan = rng.uniform(0.0, JITTER_MAX_TAN);
+        let per = tan / (row.len() as f64).sqrt();
+        let turned: Vec<f64> = row.iter().map(|v| *v as f64 / len + per * rng.normal()).collect();
+        let tlen = turned.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
+        for (v, t) in row.iter_mut().zip(turned) {
+            *v = (t / tlen * len) as f32;
+        }
+    }
 }
 
 /// Per-row [b, 1, 1, 1] tensor from host scalars.
@@ -121,6 +154,7 @@ pub fn train(
         let keep: Vec<f32> = (0..b)
             .map(|_| if rng.chance(0.1) { 0.0 } else { 1.0 })
             .collect();
+        jitter_embeddings(&mut f.image_embeds, e, &mut rng);
         let keep_t = tensor_from(keep.clone(), [b, 1], device);
         let null = pair
             .text_proj
@@ -162,4 +196,31 @@ pub fn train(
     }
     // The average is what ships; the raw weights live on in the checkpoint.
     Ok(ema.shadow)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jittered_embeddings_keep_their_length_and_turn_at_most_the_set_angle() {
+        let dim = 64;
+        let mut rng = SplitMix64::new(7);
+        let z: Vec<f32> = (0..dim * 400).map(|_| rng.normal() as f32 * 3.0).collect();
+        let mut j = z.clone();
+        jitter_embeddings(&mut j, dim, &mut rng);
+        let (mut turned, mut widest) = (0, 0f64);
+        for (a, b) in z.chunks(dim).zip(j.chunks(dim)) {
+            let (la, lb) = (crate::pipeline::latent::norm(a), crate::pipeline::latent::norm(b));
+            assert!((la - lb).abs() < 1e-4 * la, "length changed: {la} → {lb}");
+            let angle = crate::pipeline::latent::cosine(a, b).clamp(-1.0, 1.0).acos();
+            if angle > 1e-3 {
+                turned += 1;
+            }
+            widest = widest.max(angle);
+        }
+        assert!((120..280).contains(&turned), "{turned} of 400 rows turned");
+        // atan(0.6) ≈ 0.54 rad; the noise's own length varies a little around its mean.
+        assert!(widest > 0.3 && widest < 0.75, "widest turn {widest} rad");
+    }
 }
