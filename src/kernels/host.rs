@@ -346,10 +346,16 @@ pub fn conv3x3(conv: &Conv2d, x: &Tensor<4>) -> Option<Tensor<4>> {
             let len = s1 - s0;
             for (o, (plane, src)) in dst.chunks_exact_mut(h * w).zip(acc.chunks_exact(len)).enumerate() {
                 let b0 = bias.as_ref().map_or(0.0, |v| v[o]);
-                for (p, s) in (s0..s1).zip(src) {
-                    let (y, x) = (p / pw, p % pw);
-                    if x < w {
-                        plane[y * w + x] = s + b0;
+                // Row by row: the piece's part of padded row y is columns a..e, of which
+                // those below w are outputs.
+                for y in s0 / pw..=(s1 - 1) / pw {
+                    let (a, e) = (s0.max(y * pw) - y * pw, (s1 - y * pw).min(w));
+                    if a >= e {
+                        continue;
+                    }
+                    let from = y * pw + a - s0;
+                    for (d, s) in plane[y * w + a..y * w + e].iter_mut().zip(&src[from..from + e - a]) {
+                        *d = s + b0;
                     }
                 }
             }

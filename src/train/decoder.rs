@@ -24,6 +24,7 @@ use crate::model::text_proj::UnCLIPTextProjModel;
 use crate::model::unet::UNet;
 use crate::model::unet::attention::Context;
 use crate::model::unet::decoder::mask_bias;
+use crate::pipeline::latent::norm;
 
 #[derive(Module, Debug)]
 pub struct DecoderPair {
@@ -47,17 +48,17 @@ pub fn jitter_embeddings(z: &mut [f32], dim: usize, rng: &mut SplitMix64) {
         if !rng.chance(JITTER_CHANCE) {
             continue;
         }
-        let len = row.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+        let len = norm(row);
         if len == 0.0 {
             continue;
         }
         // A unit direction plus noise of norm ≈ tan: turned by about atan(tan).
         let tan = rng.uniform(0.0, JITTER_MAX_TAN);
         let per = tan / (row.len() as f64).sqrt();
-        let turned: Vec<f64> = row.iter().map(|v| *v as f64 / len + per * rng.normal()).collect();
-        let tlen = turned.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
+        let turned: Vec<f32> = row.iter().map(|v| (*v as f64 / len + per * rng.normal()) as f32).collect();
+        let scale = len / norm(&turned).max(1e-12);
         for (v, t) in row.iter_mut().zip(turned) {
-            *v = (t / tlen * len) as f32;
+            *v = (t as f64 * scale) as f32;
         }
     }
 }
@@ -211,7 +212,7 @@ mod tests {
         jitter_embeddings(&mut j, dim, &mut rng);
         let (mut turned, mut widest) = (0, 0f64);
         for (a, b) in z.chunks(dim).zip(j.chunks(dim)) {
-            let (la, lb) = (crate::pipeline::latent::norm(a), crate::pipeline::latent::norm(b));
+            let (la, lb) = (norm(a), norm(b));
             assert!((la - lb).abs() < 1e-4 * la, "length changed: {la} → {lb}");
             let angle = crate::pipeline::latent::cosine(a, b).clamp(-1.0, 1.0).acos();
             if angle > 1e-3 {

@@ -120,7 +120,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--unclip", default="target/release/unclip")
     ap.add_argument("--wheel", help="the open_clip_torch wheel (the CLIP vocabulary), to build the model")
-    ap.add_argument("--model", type=Path, default=Path("/tmp/karlo-shaped/model"),
+    ap.add_argument("--model", type=Path, default=Path("target/karlo/model"),
                     help="a Karlo-shaped model folder; built here when it is missing")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu-results")))
     ap.add_argument("--steps", default="2,2,2", help="prior,decoder,super-res steps of the parity pictures")
