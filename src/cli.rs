@@ -451,7 +451,7 @@ fn run_request(
 pub fn run(cli: Cli) -> Result<(), String> {
     let Some(command) = cli.command else { return Err("no command".into()) };
     if let Command::Train(a) = &command {
-        return train(a);
+        return train(a, cli.device);
     }
     if let Command::Bench(BenchCommand::Ui { prompt, images }) = &command {
         let model_dir = cli.model.clone().unwrap_or_else(default_model_dir);
@@ -581,12 +581,14 @@ pub fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-fn train(a: &TrainArgs) -> Result<(), String> {
+fn train(a: &TrainArgs, device: DevicePref) -> Result<(), String> {
     use crate::train::{Recipe, StageName, default_dirs, train_all, train_stage};
     let (out_default, work_default) = default_dirs();
     let out = a.out.clone().unwrap_or(out_default);
     let work = a.work.clone().unwrap_or(work_default);
-    let mut recipe = Recipe::new(a.recipe);
+    let chosen = choose(device)?;
+    eprintln!("training on {}", chosen.name);
+    let mut recipe = Recipe::new(a.recipe).on(chosen.device);
     if let Some(n) = a.steps {
         recipe = recipe.with_steps(n);
     }

@@ -69,6 +69,8 @@ pub struct Recipe {
     pub superres: Budget,
     pub ar_prior: Budget,
     pub world_seed: u64,
+    /// Where the trainees live (the frozen CLIP that prepares batches stays on the CPU).
+    pub device: Device,
 }
 
 impl Recipe {
@@ -101,11 +103,18 @@ impl Recipe {
             superres: b(superres),
             ar_prior: b(ar_prior),
             world_seed: 1,
+            device: Device::flex(),
         }
     }
 }
 
 impl Recipe {
+    /// The same recipe, training on `device` (a plain device; autodiff is added per stage).
+    pub fn on(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
     /// The same recipe with every stage cut (or stretched) to `steps` steps.
     pub fn with_steps(mut self, steps: usize) -> Self {
         for b in [&mut self.clip, &mut self.prior, &mut self.decoder, &mut self.superres, &mut self.ar_prior] {
@@ -132,11 +141,11 @@ pub struct StageSummary {
 /// weights do not depend on the other thread's timing.
 static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// The training device, with burn's random initialisation seeded so a recipe is repeatable;
-/// the returned guard must live until the stage's networks are initialised.
-fn train_device(seed: u64) -> (Device, std::sync::MutexGuard<'static, ()>) {
+/// The training device (`base` with autodiff), with burn's random initialisation seeded so a
+/// recipe is repeatable; the returned guard must live until the stage's networks are initialised.
+fn train_device(base: &Device, seed: u64) -> (Device, std::sync::MutexGuard<'static, ()>) {
     let guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let device = Device::flex().autodiff();
+    let device = base.clone().autodiff();
     device.seed(seed);
     (device, guard)
 }
@@ -200,7 +209,7 @@ pub fn train_stage(
     quiet: bool,
 ) -> Result<StageSummary, String> {
     // One seed per stage: a stage trained alone starts from the same weights as in `all`.
-    let (device, init_guard) = train_device(recipe.world_seed * 16 + stage as u64);
+    let (device, init_guard) = train_device(&recipe.device, recipe.world_seed * 16 + stage as u64);
     let world = world::World::new(recipe.world_seed);
     let spec = &recipe.spec;
     let summary = |run: &StageRun, accuracy| StageSummary {

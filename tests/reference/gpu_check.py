@@ -55,7 +55,7 @@ def card(out, unclip, device):
 
     name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
     log(out, f"## Card\n\n- CUDA: {name}; torch {torch.__version__}")
-    _, text, _ = run([unclip, "--device", device, "-v", "bench", "kernels"], env={"UNCLIP_KERNELS": "all"})
+    _, text, _ = run([unclip, "--device", device, "-v", "bench", "kernels"], env={"UNCLIP_KERNELS": "all"}, timeout=150)
     log(out, "\n## WGSL kernels against burn ops (UNCLIP_KERNELS=all)\n\n```\n" + text.strip() + "\n```")
 
 
@@ -97,7 +97,7 @@ def unclip_side(out, unclip, device, model, steps, reference, diffusers_rows):
     want = np.asarray(Image.open(reference).convert("RGB"), dtype=np.int16) if reference.exists() else None
     for dtype in ("f32", "f16"):
         base = [unclip, "--device", device, "--model", str(model), "--dtype", dtype]
-        secs, text, rc = run([*base, "bench", "pipeline", "--prompt", PROMPT, "--warmup", "1", "--repeat", "1"])
+        secs, text, rc = run([*base, "bench", "pipeline", "--prompt", PROMPT, "--warmup", "1", "--repeat", "1"], timeout=240)
         line = f"- unclip {device} {dtype}, 25/25/7, warm: "
         try:
             t = json.loads(text.strip().splitlines()[-1])["seconds"][0]
@@ -107,7 +107,7 @@ def unclip_side(out, unclip, device, model, steps, reference, diffusers_rows):
             line += f"failed (rc {rc}): {text.strip()[-300:]}"
         png = out / f"unclip-{dtype}.png"
         _, text, rc = run([*base, "generate", PROMPT, "--prior-steps", str(steps[0]), "--decoder-steps",
-                           str(steps[1]), "--sr-steps", str(steps[2]), "-o", str(png)])
+                           str(steps[1]), "--sr-steps", str(steps[2]), "-o", str(png)], timeout=150)
         if png.exists() and want is not None:
             diff = np.abs(np.asarray(Image.open(png).convert("RGB"), dtype=np.int16) - want)
             line += f"; at {steps[0]}/{steps[1]}/{steps[2]} steps {int((diff > 1).sum())} of {diff.size} values off diffusers fp32 by more than 1/255, max {int(diff.max())}"
