@@ -284,9 +284,15 @@ pub struct InvertArgs {
 }
 
 
-/// Progress bars, one per stage, and notes printed above them.
+/// Progress bars, one per stage, and notes printed above them. When stderr is not a terminal
+/// (a log, a script) the bars are hidden, so each stage prints plain lines instead: when its
+/// first step is done (which includes loading its network and any kernel tuning) and when it
+/// ends, with seconds since the stage began.
 fn progress_printer() -> impl FnMut(Progress) {
+    use std::io::IsTerminal;
+    let plain = !std::io::stderr().is_terminal();
     let mut bar: Option<(Stage, ProgressBar)> = None;
+    let mut began = std::time::Instant::now();
     move |p| match p {
         Progress::Step { stage, step, total, .. } => {
             if bar.as_ref().map(|(s, _)| *s) != Some(stage) {
@@ -307,6 +313,13 @@ fn progress_printer() -> impl FnMut(Progress) {
                 if step == total {
                     b.finish();
                 }
+            }
+            if plain && (step == 1 || step == total) {
+                let what = if step == total { format!("{total} steps done") } else { "first step done".into() };
+                eprintln!("{}: {what} after {:.1} s", stage.label(), began.elapsed().as_secs_f64());
+            }
+            if step == total {
+                began = std::time::Instant::now();
             }
         }
         Progress::Note(n) => eprintln!("note: {n}"),

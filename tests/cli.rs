@@ -45,6 +45,24 @@ fn generate_writes_a_png_with_its_recipe() {
 }
 
 #[test]
+fn a_generate_run_from_a_script_logs_when_each_stage_ends() {
+    // stderr is a pipe here, as in a script or a log: progress bars are hidden, so each stage
+    // says when its steps are done.
+    let dir = temp("log");
+    let st = unclip()
+        .args(["generate", "a red circle", "--prior-steps", "3", "--decoder-steps", "4", "--sr-steps", "2", "-o"])
+        .arg(dir.join("a.png"))
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let err = String::from_utf8_lossy(&st.stderr);
+    for line in ["prior: 3 steps done after", "decoder: 4 steps done after", "super-resolution: 2 steps done after"] {
+        assert!(err.contains(line), "no `{line}` in:\n{err}");
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
 fn vary_interpolate_textdiff_and_invert_run_from_the_command_line() {
     let dir = temp("ops");
     let img = fixtures_dir().join("test_image.png");

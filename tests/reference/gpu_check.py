@@ -46,8 +46,10 @@ def run(cmd, env=None, timeout=600):
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
         return time.time() - t, (p.stdout + p.stderr)[-4000:], p.returncode
-    except subprocess.TimeoutExpired:
-        return time.time() - t, f"timed out after {timeout} s", 124
+    except subprocess.TimeoutExpired as e:
+        # What it printed before it was stopped says which stage the time went to.
+        said = "".join(x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (e.stdout, e.stderr))
+        return time.time() - t, f"timed out after {timeout} s; it had printed: {said.strip()[-1500:]}", 124
 
 
 def card(out, unclip, device):
@@ -68,6 +70,10 @@ def diffusers_side(out, model, steps, reference, device, rows):
     pipe = UnCLIPPipeline.from_pretrained(model).to(device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     pipe.set_progress_bar_config(disable=True)
+    # PyTorch lets cuDNN convolutions use TF32 by default, which is not fp32: the parity
+    # picture is drawn with it off; the timings below use PyTorch's defaults, as users run it.
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
 
     def call(p, s):
         sync()
@@ -79,6 +85,7 @@ def diffusers_side(out, model, steps, reference, device, rows):
 
     _, image = call(pipe, steps)
     image.save(reference)
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
     for dtype in ("fp32", "fp16"):
         if dtype == "fp16":
             pipe = pipe.to(torch.float16)
@@ -97,6 +104,19 @@ def unclip_side(out, unclip, device, model, steps, reference, diffusers_rows):
     want = np.asarray(Image.open(reference).convert("RGB"), dtype=np.int16) if reference.exists() else None
     for dtype in ("f32", "f16"):
         base = [unclip, "--device", device, "--model", str(model), "--dtype", dtype]
+        # First a short run from a cold start: its plain stage lines say how long loading and
+        # the first steps (kernel compilation and tuning) take, and its picture is the parity check.
+        png = out / f"unclip-{dtype}.png"
+        secs, text, rc = run([*base, "generate", PROMPT, "--prior-steps", str(steps[0]), "--decoder-steps",
+                              str(steps[1]), "--sr-steps", str(steps[2]), "-o", str(png)], timeout=200)
+        line = f"- unclip {device} {dtype}: cold start at {steps[0]}/{steps[1]}/{steps[2]} steps {secs:.1f} s"
+        if png.exists() and want is not None:
+            diff = np.abs(np.asarray(Image.open(png).convert("RGB"), dtype=np.int16) - want)
+            line += f", {int((diff > 1).sum())} of {diff.size} values off diffusers fp32 by more than 1/255, max {int(diff.max())}"
+        elif rc != 0:
+            line += f", failed (rc {rc})"
+        stages = [l.strip() for l in text.splitlines() if "steps done after" in l or "first step done after" in l or "timed out" in l]
+        log(out, line + "".join(f"\n  - {l[:400]}" for l in stages))
         secs, text, rc = run([*base, "bench", "pipeline", "--prompt", PROMPT, "--warmup", "1", "--repeat", "1"], timeout=240)
         line = f"- unclip {device} {dtype}, 25/25/7, warm: "
         try:
@@ -104,15 +124,7 @@ def unclip_side(out, unclip, device, model, steps, reference, diffusers_rows):
             ref = diffusers_rows.get("fp32" if dtype == "f32" else "fp16")
             line += f"{t:.2f} s" + (f" ({t / ref:.2f}× diffusers {dtype})" if ref else "")
         except (ValueError, KeyError, IndexError):
-            line += f"failed (rc {rc}): {text.strip()[-300:]}"
-        png = out / f"unclip-{dtype}.png"
-        _, text, rc = run([*base, "generate", PROMPT, "--prior-steps", str(steps[0]), "--decoder-steps",
-                           str(steps[1]), "--sr-steps", str(steps[2]), "-o", str(png)], timeout=150)
-        if png.exists() and want is not None:
-            diff = np.abs(np.asarray(Image.open(png).convert("RGB"), dtype=np.int16) - want)
-            line += f"; at {steps[0]}/{steps[1]}/{steps[2]} steps {int((diff > 1).sum())} of {diff.size} values off diffusers fp32 by more than 1/255, max {int(diff.max())}"
-        elif rc != 0:
-            line += f"; generate failed (rc {rc}): {text.strip()[-300:]}"
+            line += f"failed after {secs:.0f} s (rc {rc}): {text.strip()[-300:]}"
         log(out, line)
 
 
