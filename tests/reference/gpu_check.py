@@ -2,9 +2,11 @@
 
 1. the card, and every WGSL kernel against the burn ops it replaces, the attention kernel
    included (`unclip --device gpu bench kernels` with UNCLIP_KERNELS=all);
-2. a full-size Karlo-shaped model with random weights (`make_karlo_shaped.build`, 13.7 GB),
+2. a cold start on a small model (the mid fixture): empty caches, warm caches, and CubeCL's
+   autotuning at its lowest level, each with its stage lines, to say where a first run's time goes;
+3. a full-size Karlo-shaped model with random weights (`make_karlo_shaped.build`, 13.7 GB),
    unless --model names one already there;
-3. text→image on it: diffusers 0.33.1 on CUDA (fp32 and fp16) against the project on wgpu
+4. text→image on it: diffusers 0.33.1 on CUDA (fp32 and fp16) against the project on wgpu
    (Vulkan) in f32 and f16 — wall time after a warm-up call at diffusers' default steps
    (25/25/7), and, at 2/2/2 steps, how many 8-bit values of each project picture differ from
    diffusers' fp32 picture by more than 1/255.
@@ -59,6 +61,38 @@ def card(out, unclip, device):
     log(out, f"## Card\n\n- CUDA: {name}; torch {torch.__version__}")
     _, text, _ = run([unclip, "--device", device, "-v", "bench", "kernels"], env={"UNCLIP_KERNELS": "all"}, timeout=150)
     log(out, "\n## WGSL kernels against burn ops (UNCLIP_KERNELS=all)\n\n```\n" + text.strip() + "\n```")
+
+
+def cold_start(out, unclip, device, model):
+    """Where a first run's time goes on a small model: a cold start (empty kernel and
+    autotune caches), the same again warm, and a cold start with CubeCL's autotuning at its
+    lowest level. Each run is a 2/2/2 `generate` from a scratch folder outside any Cargo
+    project, with its own cache folder, and its stage lines are recorded."""
+    import shutil
+    import tempfile
+
+    log(out, f"\n## Cold start on {model.name} (2/2/2 steps)\n")
+    model = model.resolve()
+    unclip = str(Path(unclip).resolve())
+    fresh, made = None, []
+    for label, env, new_cache in [("cold", {}, True), ("warm", {}, False), ("cold, CUBECL_AUTOTUNE_LEVEL=minimal", {"CUBECL_AUTOTUNE_LEVEL": "minimal"}, True)]:
+        if new_cache:
+            fresh = tempfile.mkdtemp(prefix="unclip-cache-")
+            made.append(fresh)
+        cmd = [unclip, "--device", device, "--model", str(model), "generate", PROMPT, "--prior-steps", "2",
+               "--decoder-steps", "2", "--sr-steps", "2", "-o", os.path.join(fresh, "out.png")]
+        t = time.time()
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=fresh,
+                               env={**os.environ, "XDG_CACHE_HOME": fresh, **env})
+            text, rc = p.stdout + p.stderr, p.returncode
+        except subprocess.TimeoutExpired as e:
+            text = "".join(x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (e.stdout, e.stderr))
+            rc = 124
+        stages = [l.strip() for l in text.splitlines() if "done after" in l]
+        log(out, f"- {label}: {time.time() - t:.1f} s (rc {rc})" + "".join(f"\n  - {l}" for l in stages))
+    for d in made:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def diffusers_side(out, model, steps, reference, device, rows):
@@ -135,6 +169,8 @@ def main():
     ap.add_argument("--model", type=Path, default=Path("target/karlo/model"),
                     help="a Karlo-shaped model folder; built here when it is missing")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu-results")))
+    ap.add_argument("--cold-model", type=Path, default=Path("tests/fixtures/mid_unclip"),
+                    help="a small model for the cold-start section (skipped when missing)")
     ap.add_argument("--steps", default="2,2,2", help="prior,decoder,super-res steps of the parity pictures")
     ap.add_argument("--skip-model", action="store_true", help="only the card and the kernels (about a minute)")
     # A rehearsal of the script's plumbing on a machine without a GPU (small model, CPU both sides).
@@ -145,6 +181,8 @@ def main():
     steps = tuple(int(s) for s in args.steps.split(","))
     started = time.time()
     card(args.out, args.unclip, args.unclip_device)
+    if args.cold_model.exists():
+        cold_start(args.out, args.unclip, args.unclip_device, args.cold_model)
     if args.skip_model:
         return
     if not (args.model / "model_index.json").exists():
