@@ -42,16 +42,22 @@ def log(out, text):
         f.write(text + "\n")
 
 
-def run(cmd, env=None, timeout=600):
+def run(cmd, env=None, timeout=600, cwd=None):
     """(seconds, stdout + stderr tail, return code) of one command."""
     t = time.time()
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                           env={**os.environ, **(env or {})})
         return time.time() - t, (p.stdout + p.stderr)[-4000:], p.returncode
     except subprocess.TimeoutExpired as e:
         # What it printed before it was stopped says which stage the time went to.
         said = "".join(x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (e.stdout, e.stderr))
         return time.time() - t, f"timed out after {timeout} s; it had printed: {said.strip()[-1500:]}", 124
+
+
+def stage_lines(text):
+    """The project's plain per-stage progress lines (and a timeout notice) in a command's output."""
+    return [l.strip() for l in text.splitlines() if "done after" in l or "timed out" in l]
 
 
 def card(out, unclip, device):
@@ -81,16 +87,8 @@ def cold_start(out, unclip, device, model):
             made.append(fresh)
         cmd = [unclip, "--device", device, "--model", str(model), "generate", PROMPT, "--prior-steps", "2",
                "--decoder-steps", "2", "--sr-steps", "2", "-o", os.path.join(fresh, "out.png")]
-        t = time.time()
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=fresh,
-                               env={**os.environ, "XDG_CACHE_HOME": fresh, **env})
-            text, rc = p.stdout + p.stderr, p.returncode
-        except subprocess.TimeoutExpired as e:
-            text = "".join(x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (e.stdout, e.stderr))
-            rc = 124
-        stages = [l.strip() for l in text.splitlines() if "done after" in l]
-        log(out, f"- {label}: {time.time() - t:.1f} s (rc {rc})" + "".join(f"\n  - {l}" for l in stages))
+        secs, text, rc = run(cmd, env={"XDG_CACHE_HOME": fresh, **env}, timeout=120, cwd=fresh)
+        log(out, f"- {label}: {secs:.1f} s (rc {rc})" + "".join(f"\n  - {l[:400]}" for l in stage_lines(text)))
     for d in made:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -149,8 +147,7 @@ def unclip_side(out, unclip, device, model, steps, reference, diffusers_rows):
             line += f", {int((diff > 1).sum())} of {diff.size} values off diffusers fp32 by more than 1/255, max {int(diff.max())}"
         elif rc != 0:
             line += f", failed (rc {rc})"
-        stages = [l.strip() for l in text.splitlines() if "steps done after" in l or "first step done after" in l or "timed out" in l]
-        log(out, line + "".join(f"\n  - {l[:400]}" for l in stages))
+        log(out, line + "".join(f"\n  - {l[:400]}" for l in stage_lines(text)))
         secs, text, rc = run([*base, "bench", "pipeline", "--prompt", PROMPT, "--warmup", "1", "--repeat", "1"], timeout=240)
         line = f"- unclip {device} {dtype}, 25/25/7, warm: "
         try:
