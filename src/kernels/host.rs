@@ -261,11 +261,9 @@ pub fn group_norm_silu(norm: &GroupNorm, x: &Tensor<4>, cond: &TimeCond) -> Opti
     Some(tensor_from(out, [b, c, hgt, wid], &device))
 }
 
-/// A 3×3, stride-1, padding-1 convolution (every resnet conv of the UNets) as nine
-/// shifted matrix products on the zero-padded NCHW input, so there is no im2col buffer and
-/// no NHWC round trip: the output is computed on the padded width (W + 2 columns per row,
-/// the last two discarded), which makes each tap's input a plain strided view.
-/// `None` where this path does not apply.
+/// A 3×3, stride-1, padding-1 convolution (every resnet conv of the UNets) on the NCHW
+/// input, direct or by Winograd's F(2×2, 3×3) ([`super::conv3x3`]). `None` where this path
+/// does not apply.
 pub fn conv3x3(conv: &Conv2d, x: &Tensor<4>) -> Option<Tensor<4>> {
     let device = x.device();
     let weight = conv.weight.val();
@@ -289,78 +287,7 @@ pub fn conv3x3(conv: &Conv2d, x: &Tensor<4>) -> Option<Tensor<4>> {
     let wv = to_vec(weight);
     let bias = conv.bias.as_ref().map(|p| to_vec(p.val()));
     let xv = to_vec(x.clone());
-    let (pw, ph) = (w + 2, h + 2);
-    // Valid outputs on the padded grid: rows 0..h, columns 0..w of each (w + 2)-wide row.
-    let span = h * pw - 2;
-    // Tasks: (image, piece of the padded grid). With fewer images than threads each image's
-    // grid is cut into pieces, one per spare thread, so every core has work without gemm's
-    // own nested split (which cost a single 64 px image about 3× the time of two 32 px ones).
-    let threads = rayon::current_num_threads().max(1);
-    let pieces = if b < threads { threads.div_ceil(b) } else { 1 };
-    let piece_len = span.div_ceil(pieces);
-    let tasks: Vec<(usize, usize, usize)> = (0..b)
-        .flat_map(|bi| (0..pieces).map(move |k| (bi, k * piece_len, ((k + 1) * piece_len).min(span))))
-        .filter(|(_, s0, s1)| s0 < s1)
-        .collect();
-    let padded: Vec<Vec<f32>> = (0..b)
-        .into_par_iter()
-        .map(|bi| {
-            let mut padded = vec![0f32; ci * ph * pw];
-            let image = &xv[bi * ci * h * w..(bi + 1) * ci * h * w];
-            for (plane, src) in padded.chunks_exact_mut(ph * pw).zip(image.chunks_exact(h * w)) {
-                for (y, row) in src.chunks_exact(w).enumerate() {
-                    plane[(y + 1) * pw + 1..(y + 1) * pw + 1 + w].copy_from_slice(row);
-                }
-            }
-            padded
-        })
-        .collect();
-    // Each task: acc[o, p − s0] = Σ_tap Σ_i W[o, i, ky, kx] · padded[i, p + ky·pw + kx].
-    let accs: Vec<Vec<f32>> = tasks
-        .par_iter()
-        .map(|&(bi, s0, s1)| {
-            let len = s1 - s0;
-            let mut acc = vec![0f32; co * len];
-            for tap in 0..9 {
-                let (ky, kx) = (tap / 3, tap % 3);
-                // SAFETY: W is read at o·ci·9 + i·9 + tap < co·ci·9; padded at
-                // i·ph·pw + ky·pw + kx + p with p < span, which stays below ci·ph·pw; acc at
-                // o·len + (p − s0) < co·len.
-                unsafe {
-                    gemm::gemm(
-                        co, len, ci,
-                        acc.as_mut_ptr(), 1, len as isize, tap > 0,
-                        wv.as_ptr().add(tap), 9, (ci * 9) as isize,
-                        padded[bi].as_ptr().add(s0 + ky * pw + kx), 1, (ph * pw) as isize,
-                        1.0, 1.0, false, false, false, gemm::Parallelism::None,
-                    );
-                }
-            }
-            acc
-        })
-        .collect();
-    // Scatter the valid columns (x < w of each padded row) of every piece, adding the bias.
-    let mut out = vec![0f32; b * co * h * w];
-    out.par_chunks_mut(co * h * w).enumerate().for_each(|(bi, dst)| {
-        for (&(_, s0, s1), acc) in tasks.iter().zip(&accs).filter(|((t, _, _), _)| *t == bi) {
-            let len = s1 - s0;
-            for (o, (plane, src)) in dst.chunks_exact_mut(h * w).zip(acc.chunks_exact(len)).enumerate() {
-                let b0 = bias.as_ref().map_or(0.0, |v| v[o]);
-                // Row by row: the piece's part of padded row y is columns a..e, of which
-                // those below w are outputs.
-                for y in s0 / pw..=(s1 - 1) / pw {
-                    let (a, e) = (s0.max(y * pw) - y * pw, (s1 - y * pw).min(w));
-                    if a >= e {
-                        continue;
-                    }
-                    let from = y * pw + a - s0;
-                    for (d, s) in plane[y * w + a..y * w + e].iter_mut().zip(&src[from..from + e - a]) {
-                        *d = s + b0;
-                    }
-                }
-            }
-        }
-    });
+    let out = super::conv3x3::conv3x3(&xv, &wv, bias.as_deref(), [b, c, h, w], co);
     Some(tensor_from(out, [b, co, h, w], &device))
 }
 

@@ -11,7 +11,8 @@
 //! - [`attention`]: softmax(q·kᵀ/√d + bias)·v with an online softmax, no score matrix in
 //!   memory (only with `UNCLIP_KERNELS=all`: an H200 runs it at 0.16× burn's ops).
 //!
-//! [`host`] holds the CPU counterparts for flex (attention, GroupNorm+SiLU, 3×3 convs).
+//! [`host`] holds the CPU counterparts for flex (attention, GroupNorm+SiLU, 3×3 convs, the
+//! last in [`conv3x3`], direct or by Winograd's F(2×2, 3×3) by width).
 //!
 //! Which of them runs is chosen once per device, when a network or the engine is built for it
 //! ([`Kernels::for_device`], as candle fixes its flags at construction), and kept with it: on a
@@ -30,6 +31,7 @@ pub mod group_norm;
 pub mod host;
 pub mod preview;
 pub mod sampler;
+pub mod conv3x3;
 
 use std::sync::OnceLock;
 

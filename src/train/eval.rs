@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::oracle::{Reading, analyse};
-use super::world::{Colour, Mentioned, Sample, Shape, Split, World, render, with_article};
+use super::world::{Colour, Mentioned, Position, Sample, Shape, Split, World, render, with_article};
 use crate::model::nn::to_vec;
 use crate::pipeline::latent::cosine;
 use crate::pipeline::ops::Endpoint;
@@ -119,6 +119,7 @@ pub struct Report {
     /// decoder can only draw what is in it.
     pub clip_shape: Tally,
     pub clip_colour: Tally,
+    pub clip_position: Tally,
     pub seconds: f64,
 }
 
@@ -196,10 +197,11 @@ fn zero_shot(e: &mut Engine, image: &[f32], candidates: &[String]) -> Result<usi
     Ok(best.1)
 }
 
-/// Zero-shot shape (among five, colour given) and colour (among eight, shape given) of
-/// CLIP image embeddings of the world's own pictures.
-fn clip_probe(e: &mut Engine, world: &World, n: usize) -> Result<(Tally, Tally), String> {
-    let (mut shape, mut colour) = (Tally::default(), Tally::default());
+/// Zero-shot shape (among five, colour given), colour (among eight, shape given) and
+/// placement (among nine, shape and colour given) of CLIP image embeddings of the world's
+/// own pictures.
+fn clip_probe(e: &mut Engine, world: &World, n: usize) -> Result<[Tally; 3], String> {
+    let mut t: [Tally; 3] = Default::default();
     for i in 0..n {
         let s = world.sample(500_000 + i as u64, Split::All);
         let pic = picture(render(&s.scene, 64)?, 64);
@@ -207,10 +209,15 @@ fn clip_probe(e: &mut Engine, world: &World, n: usize) -> Result<(Tally, Tally),
         let (c, sh) = (s.scene.colour.name(), s.scene.shape.name());
         let shapes: Vec<String> = Shape::ALL.iter().map(|x| with_article(&format!("{c} {}", x.name()))).collect();
         let colours: Vec<String> = Colour::ALL.iter().map(|x| with_article(&format!("{} {sh}", x.name()))).collect();
-        shape.add(Shape::ALL[zero_shot(e, &z, &shapes)?] == s.scene.shape);
-        colour.add(Colour::ALL[zero_shot(e, &z, &colours)?] == s.scene.colour);
+        let places: Vec<String> = Position::ALL
+            .iter()
+            .map(|p| format!("{} {}", with_article(&format!("{c} {sh}")), p.phrases()[0]))
+            .collect();
+        t[0].add(Shape::ALL[zero_shot(e, &z, &shapes)?] == s.scene.shape);
+        t[1].add(Colour::ALL[zero_shot(e, &z, &colours)?] == s.scene.colour);
+        t[2].add(Position::ALL[zero_shot(e, &z, &places)?] == s.scene.position);
     }
-    Ok((shape, colour))
+    Ok(t)
 }
 
 /// Runs every measurement with `samples` captions per split, on two engines at once: the
@@ -249,7 +256,7 @@ pub fn evaluate(
 fn generation_rows(e: &mut Engine, world: &World, samples: usize) -> Result<Report, String> {
     let mut r = Report::default();
     // 0. What the decoder is given to work from.
-    (r.clip_shape, r.clip_colour) = clip_probe(e, world, 10 * samples.max(1))?;
+    [r.clip_shape, r.clip_colour, r.clip_position] = clip_probe(e, world, 10 * samples.max(1))?;
 
     // 1. Caption accuracy, seen and held-out colour–shape pairs. The seen pictures the
     //    oracle can read are kept as sources for variations.
@@ -484,9 +491,10 @@ pub fn table(r: &Report) -> String {
         r.inversion_psnr_db
     ));
     s.push_str(&format!(
-        "| CLIP image embedding, zero-shot shape (of 5) / colour (of 8) | {} / {} |\n",
+        "| CLIP image embedding, zero-shot shape (of 5) / colour (of 8) / position (of 9) | {} / {} / {} |\n",
         pct(&r.clip_shape),
-        pct(&r.clip_colour)
+        pct(&r.clip_colour),
+        pct(&r.clip_position)
     ));
     s
 }

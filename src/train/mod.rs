@@ -241,7 +241,15 @@ pub fn train_stage(
             let probe = clip::AttributeProbe::init(spec.embed_dim, &device);
             drop(init_guard);
             let mut run = StageRun::new("clip", recipe.clip, work, quiet).map_err(|e| e.to_string())?;
-            let start = if resume { run.resume(&mut pair)? } else { 0 };
+            let exported = out.join("text_encoder").is_dir() && out.join("image_encoder").is_dir();
+            let start = resume_point(&run, resume, &mut pair, exported, |p| {
+                Ok(clip::ClipPair {
+                    text: load_exported(out, "text_encoder", p.text)?,
+                    vision: load_exported(out, "image_encoder", p.vision)?,
+                    // Not exported: re-learnt from CLIP's starting temperature.
+                    logit_scale: p.logit_scale,
+                })
+            })?;
             let trainee = clip::ClipTrainee { pair, probe };
             let (pair, acc) = clip::train(trainee, &tok, &world, &mut run, start, &device)?;
             run.finish();
