@@ -15,6 +15,7 @@ pub mod nn;
 pub mod prior;
 pub mod text_proj;
 pub mod tokenizer;
+pub mod torch_layout;
 pub mod unet;
 pub mod weights;
 

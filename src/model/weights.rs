@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::store::{ApplyError, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter};
+use burn::store::{ApplyError, FloatCastAdapter, ModuleAdapter, ModuleSnapshot};
 use burn::tensor::DType;
 
 use super::ModelError;
@@ -177,7 +177,7 @@ pub fn load_into<M: Module + ModuleSnapshot>(mut module: M, weights: &WeightFile
                 (pickle_tensors(file).map_err(bad)?, HashMap::new())
             }
         };
-        let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(dtype));
+        let adapter = super::torch_layout::TorchLayout.chain(FloatCastAdapter::to(dtype));
         let result = module.apply(tensors, None, Some(Box::new(adapter)), true);
         tensor_errors(&result, &file_shapes).map_err(bad)?;
         // Older transformers checkpoints also saved the `position_ids` buffer, which is derived.
@@ -235,9 +235,23 @@ fn deferred_tensors(file: &Path, entries: HashMap<String, Entry>) -> Result<Vec<
             let io = |err: std::io::Error| PackError::IoError(format!("{}: {err}", path.display()));
             let mut f = std::fs::File::open(&path).map_err(io)?;
             f.seek(SeekFrom::Start(start)).map_err(io)?;
-            let mut bytes = vec![0u8; len];
-            f.read_exact(&mut bytes).map_err(io)?;
-            Ok(TensorData::from_bytes_vec(bytes, shape.clone(), dtype))
+            // Float weights are read straight into a buffer of their own type: a byte buffer
+            // would be copied once more to align it (a second pass over Karlo's 14 GB).
+            fn typed<E: burn::tensor::Element + bytemuck::Pod>(f: &mut std::fs::File, n: usize, shape: &[usize]) -> std::io::Result<TensorData> {
+                let mut v = vec![E::zeroed(); n];
+                f.read_exact(bytemuck::cast_slice_mut(&mut v))?;
+                Ok(TensorData::new(v, shape.to_vec()))
+            }
+            match dtype {
+                DType::F32 => typed::<f32>(&mut f, numel, &shape).map_err(io),
+                DType::F16 => typed::<half::f16>(&mut f, numel, &shape).map_err(io),
+                DType::BF16 => typed::<half::bf16>(&mut f, numel, &shape).map_err(io),
+                _ => {
+                    let mut bytes = vec![0u8; len];
+                    f.read_exact(&mut bytes).map_err(io)?;
+                    Ok(TensorData::from_bytes_vec(bytes, shape.clone(), dtype))
+                }
+            }
         }));
     }
     Ok(out)
