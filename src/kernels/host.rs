@@ -17,6 +17,8 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{GroupNorm, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::DType;
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
 use super::AttentionLayout;
@@ -138,7 +140,8 @@ pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tens
     }
     let bias = bias.zip(bias_strides).map(|(t, strides)| (to_vec(t.clone()), strides));
     let scale = (d as f32).powf(-0.5);
-    let (qv, kv, vv) = (to_vec(q.clone()), to_vec(k.clone()), to_vec(v.clone()));
+    let held = [host_tensor(q), host_tensor(k), host_tensor(v)];
+    let (qv, kv, vv) = (values(q, &held[0]), values(k, &held[1]), values(v, &held[2]));
     let mut out = vec![0f32; qv.len()];
     // One (batch, head) slab per outer task, tiles of query rows inside: each tile's scores
     // ([TILE, m], a few hundred KiB at most) stay in cache between the two products.
@@ -220,7 +223,8 @@ pub fn group_norm_silu(norm: &GroupNorm, x: &Tensor<4>, cond: &TimeCond) -> Opti
         _ => return None,
     };
     let (gamma, beta) = (to_vec(gamma.val()), to_vec(beta.val()));
-    let xv = to_vec(x.clone());
+    let xt = host_tensor(x);
+    let xv = values(x, &xt);
     let (hw, per_group) = (hgt * wid, c / groups);
     let eps = norm.epsilon as f64;
     let mut out = vec![0f32; xv.len()];
@@ -284,11 +288,27 @@ pub fn conv3x3(conv: &Conv2d, x: &Tensor<4>) -> Option<Tensor<4>> {
     {
         return None;
     }
-    let wv = to_vec(weight);
     let bias = conv.bias.as_ref().map(|p| to_vec(p.val()));
-    let xv = to_vec(x.clone());
-    let out = super::conv3x3::conv3x3(&xv, &wv, bias.as_deref(), [b, c, h, w], co);
+    let (wt, xt) = (host_tensor(&weight), host_tensor(x));
+    let out = super::conv3x3::conv3x3(&values(x, &xt), &values(&weight, &wt), bias.as_deref(), [b, c, h, w], co);
     Some(tensor_from(out, [b, co, h, w], &device))
+}
+
+/// The flex tensor behind `x`, to read its values in place. Reading a tensor out through
+/// burn copies it whenever it is shared — a layer's weight always is — into a new buffer,
+/// and again to align that: at Karlo's size a 1280→2560-channel conv copied 118 MB of
+/// weights per call, and the fresh pages' zeroing and faults were a fifth of the decoder's time.
+fn host_tensor<const D: usize>(x: &Tensor<D>) -> Option<burn::backend::flex::FlexTensor> {
+    x.clone().try_into_primitive::<burn::backend::Flex>().ok()
+}
+
+/// `x`'s f32 values: borrowed from `held` where they are contiguous there, else read out (a
+/// copy).
+fn values<'a, const D: usize>(x: &Tensor<D>, held: &'a Option<burn::backend::flex::FlexTensor>) -> Cow<'a, [f32]> {
+    match held.as_ref().and_then(|t| t.as_slice::<f32>()) {
+        Some(v) => Cow::Borrowed(v),
+        None => Cow::Owned(to_vec(x.clone())),
+    }
 }
 
 #[cfg(test)]

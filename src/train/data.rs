@@ -38,21 +38,18 @@ pub fn batch(
     render_batch(samples, sizes, device)
 }
 
-/// CLIP's batches: half independent samples; a quarter groups of four siblings that differ
-/// only in shape and placement (`World::siblings`), so the contrastive loss cannot be met by
-/// colour and background alone; a quarter groups of one scene at four placements with the
-/// placement stated (`World::placements`), so it cannot be met without where the object is.
+/// CLIP's batches: half independent samples, half groups of four siblings that differ only
+/// in shape and placement (`World::siblings`), so the contrastive loss cannot be met by
+/// colour and background alone.
 pub fn contrastive_batch(world: &World, step: usize, b: usize, device: &Device) -> Result<Batch, String> {
     const GROUP: usize = 4;
-    let groups = b / 4 / GROUP;
-    let free = b - 2 * groups * GROUP;
+    let groups = b / 2 / GROUP;
+    let free = b - groups * GROUP;
     let mut samples: Vec<Sample> = (0..free)
         .map(|i| world.sample((step * b + i) as u64, Split::Train))
         .collect();
     for g in 0..groups {
-        let index = (step * groups + g) as u64;
-        samples.extend(world.siblings(index, GROUP, Split::Train));
-        samples.extend(world.placements(index, GROUP, Split::Train));
+        samples.extend(world.siblings((step * groups + g) as u64, GROUP, Split::Train));
     }
     render_batch(samples, &[32], device)
 }

@@ -693,22 +693,13 @@ pub fn with_article(phrase: &str) -> String {
 ///
 /// with prefix one of "a picture of", "an image of", "a drawing of".
 pub fn caption(scene: &Scene, rng: &mut SplitMix64) -> (String, Mentioned) {
-    caption_stating(scene, rng, false)
-}
-
-/// A caption as `caption` draws it; `position` forces the placement into it (the position
-/// hard negatives of CLIP's batches, which only a stated placement tells apart).
-pub fn caption_stating(scene: &Scene, rng: &mut SplitMix64, position: bool) -> (String, Mentioned) {
-    let mut mentioned = Mentioned {
+    let mentioned = Mentioned {
         shape: Some(scene.shape),
         colour: rng.chance(P_COLOUR).then_some(scene.colour),
         size: rng.chance(P_SIZE).then_some(scene.size),
         position: rng.chance(P_POSITION).then_some(scene.position),
         background: rng.chance(P_BACKGROUND).then_some(scene.background),
     };
-    if position {
-        mentioned.position = Some(scene.position);
-    }
     let pick =
         |rng: &mut SplitMix64, items: &[&'static str]| rng.pick(items).copied().unwrap_or("");
 
@@ -933,27 +924,6 @@ impl World {
             })
             .collect()
     }
-
-    /// `k` pictures of one scene at `k` different placements, each caption stating where.
-    /// Shape siblings move the object too, so the shape alone tells them apart and CLIP
-    /// never has to embed where a thing is; these groups can only be told apart by it.
-    pub fn placements(&self, index: u64, k: usize, split: Split) -> Vec<Sample> {
-        let mut rng = SplitMix64::new(mix(&[self.seed, 5, index]));
-        let base = random_scene(&mut rng, split);
-        let mut places: Vec<Position> = Position::ALL.to_vec();
-        for i in (1..places.len()).rev() {
-            places.swap(i, rng.below(i + 1));
-        }
-        (0..k)
-            .map(|i| {
-                let mut scene = base;
-                scene.position = places[i % places.len()];
-                scene.offset = jitter_offset(&mut rng);
-                let (caption, mentioned) = caption_stating(&scene, &mut rng, true);
-                Sample { scene, caption, mentioned }
-            })
-            .collect()
-    }
 }
 
 fn split_allows(split: Split, colour: Colour, shape: Shape) -> bool {
@@ -1044,25 +1014,6 @@ mod tests {
             assert!(unknown_words(&s.caption).is_empty(), "{:?}: {:?}", s.caption, unknown_words(&s.caption));
         }
         assert_eq!(unknown_words("a Corgi playing a red trumpet, a corgi"), vec!["corgi", "playing", "trumpet"]);
-    }
-
-    #[test]
-    fn placement_groups_differ_only_in_where_and_every_caption_says_where() {
-        let w = World::new(3);
-        for i in 0..200 {
-            let g = w.placements(i, 4, Split::Train);
-            assert_eq!(g, w.placements(i, 4, Split::Train));
-            let places: HashSet<_> = g.iter().map(|s| s.scene.position).collect();
-            assert_eq!(places.len(), 4, "{g:?}");
-            for s in &g {
-                assert_eq!(s.scene.shape, g[0].scene.shape);
-                assert_eq!(s.scene.colour, g[0].scene.colour);
-                assert_eq!(s.scene.background, g[0].scene.background);
-                assert_eq!(s.scene.size, g[0].scene.size);
-                assert_eq!(s.mentioned.position, Some(s.scene.position));
-                assert_eq!(parse_caption(&s.caption), s.mentioned);
-            }
-        }
     }
 
     #[test]
