@@ -12,13 +12,13 @@
 //! Used only on a plain flex device with f32 tensors; autodiff (training) and other backends
 //! keep the burn-ops references, which the tests compare these against.
 
+use std::borrow::Cow;
+
 use burn::backend::DispatchDevice;
 use burn::nn::conv::Conv2d;
 use burn::nn::{GroupNorm, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::DType;
-use std::borrow::Cow;
-
 use rayon::prelude::*;
 
 use super::AttentionLayout;
@@ -296,7 +296,7 @@ pub fn conv3x3(conv: &Conv2d, x: &Tensor<4>) -> Option<Tensor<4>> {
 
 /// The flex tensor behind `x`, to read its values in place. Reading a tensor out through
 /// burn copies it whenever it is shared — a layer's weight always is — into a new buffer,
-/// and again to align that: at Karlo's size a 1280→2560-channel conv copied 118 MB of
+/// and again to align that: at Karlo's size a 2560 → 1280-channel conv copied 118 MB of
 /// weights per call, and the fresh pages' zeroing and faults were a fifth of the decoder's time.
 fn host_tensor<const D: usize>(x: &Tensor<D>) -> Option<burn::backend::flex::FlexTensor> {
     x.clone().try_into_primitive::<burn::backend::Flex>().ok()
