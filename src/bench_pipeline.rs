@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::pipeline::{Engine, GenerateParams, Seeds, silent};
+use crate::pipeline::{Engine, GenerateParams, Request, Seeds, silent};
 
 /// Peak resident memory of this process in MiB (Linux; 0 elsewhere).
 pub fn peak_rss_mib() -> f64 {
@@ -29,7 +29,9 @@ pub fn run_pipeline(
     let mut e = Engine::open(model, device).map_err(|err| err.to_string())?;
     e.dtype = dtype;
     let p = GenerateParams { prompt: prompt.to_string(), seeds: Seeds { prior: 0, decoder: None }, ..GenerateParams::default() };
-    let mut run = || silent(|ctl| e.text_to_image(&p, ctl)).map(|_| ()).map_err(|err| err.to_string());
+    // Through `Engine::run`, as the CLI and the app's worker run requests.
+    let request = Request::Generate(p);
+    let mut run = || silent(|ctl| e.run(&request, ctl)).map(|_| ()).map_err(|err| err.to_string());
     for _ in 0..warmup {
         run()?;
     }

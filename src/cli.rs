@@ -288,7 +288,7 @@ pub struct InvertArgs {
 /// (a log, a script) the bars are hidden, so each stage prints plain lines instead: when its
 /// first step is done (which includes loading its network and any kernel tuning) and when it
 /// ends, with seconds since the stage began.
-fn progress_printer() -> impl FnMut(Progress) {
+fn progress_printer() -> impl FnMut(Progress) + Send {
     use std::io::IsTerminal;
     let plain = !std::io::stderr().is_terminal();
     let mut bar: Option<(Stage, ProgressBar)> = None;

@@ -76,13 +76,13 @@ pub enum PipelineError {
 /// Cancel flag and progress sink of one run.
 pub struct Control<'a> {
     cancel: Arc<AtomicBool>,
-    sink: &'a mut dyn FnMut(Progress),
+    sink: &'a mut (dyn FnMut(Progress) + Send),
     /// Decode x̂₀ previews (costs one small read-back per step).
     pub previews: bool,
 }
 
 impl<'a> Control<'a> {
-    pub fn new(cancel: Arc<AtomicBool>, sink: &'a mut dyn FnMut(Progress)) -> Self {
+    pub fn new(cancel: Arc<AtomicBool>, sink: &'a mut (dyn FnMut(Progress) + Send)) -> Self {
         Self { cancel, sink, previews: true }
     }
 

@@ -66,16 +66,20 @@ impl<I: Clone, N: Clone> Request<(I, N)> {
 }
 
 impl Engine {
-    /// Runs any request.
+    /// Runs any request, on a worker of the thread pool the CPU kernels split their work over.
+    /// From any other thread, each of the thousands of parallel operations in a request hands
+    /// its work to the pool and puts the caller to sleep until it is done: `perf` put a fifth
+    /// of a shipped-model run in waking threads, and running on a worker (where a parallel
+    /// operation keeps one half and offers the other) made it 1.12–1.22 s → 0.81–1.10 s.
     pub fn run(&mut self, request: &Request<Picture>, ctl: &mut Control) -> Result<Generated, PipelineError> {
-        match request {
+        rayon::scope(|_| match request {
             Request::Generate(p) => self.text_to_image(p, ctl),
             Request::Variations { source, params } => self.variations(source, params, ctl),
             Request::Interpolate { a, b, theta, start, params } => self.interpolate(a, b, *theta, *start, params, ctl),
             Request::TextDiff { source, to, from, theta, params } => {
                 self.text_diff(source, to, from, *theta, params, ctl)
             }
-        }
+        })
     }
 }
 
