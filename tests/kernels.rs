@@ -526,11 +526,12 @@ fn host_conv3x3_equals_burn_conv_with_and_without_bias() {
         let x = tensor(&values(b * ci * h * w, 3), [b, ci, h, w], &cpu);
         let want = to_vec(layer.forward(x.clone()));
         let got = kernels::host::conv3x3(&layer, &x).expect("host conv applies");
-        // f32 sums of 9·ci products of values ≤ 1, in another order (and, for Winograd, through
-        // transforms whose differences cancel): rounding is bounded by the length times f32's
-        // epsilon of the terms' size, far below an output of size 1 (measured 4e-5 at 192
-        // channels; a wrong tap or transform is off by O(1)).
-        assert_close(&format!("conv [{b}, {ci}, {h}, {w}] -> {co}"), &to_vec(got), &want, (1e-7 * 9.0 * ci as f32).max(1e-5));
+        // The direct form keeps its 1e-5. The Winograd form (from 192 channels) sums 9·ci
+        // products of values ≤ 1 through transforms whose differences cancel: its rounding is
+        // bounded by the length times f32's epsilon of the terms' size, far below an output of
+        // size 1 (measured 4e-5 at 192 channels; a wrong tap or transform is off by O(1)).
+        let tol = if ci < 192 { 1e-5 } else { 1e-7 * 9.0 * ci as f32 };
+        assert_close(&format!("conv [{b}, {ci}, {h}, {w}] -> {co}"), &to_vec(got), &want, tol);
     }
     // Strided (down-sampling) convs are left to burn.
     let strided = burn::nn::conv::Conv2dConfig::new([4, 4], [3, 3])

@@ -159,10 +159,10 @@ fn band(
 }
 
 /// Where Winograd's form is the faster (best of 7 on 2 cores, direct ÷ Winograd time):
-/// wide layers on grids of 32 px and up gain 1.5–1.7× (192–640 channels; 320 at 64 px 1.6×,
-/// at 128 px 1.6×); at 32–160 channels it loses (0.7–0.96×), as it does on small grids, where
-/// transforming the weights is not paid back (1280 channels at 8 px: 0.44×; 960 at 16 px:
-/// 1.05×).
+/// 320–640 channels on grids of 32 px and up gain 1.6–1.7× (320 at 64 and 128 px: 1.6×),
+/// 192 channels at 64 px 1.35× (at 32 px two runs disagreed: 0.84× and 1.53×); at 32–160
+/// channels it loses (0.7–0.96×), as it does on small grids, where transforming the weights
+/// is not paid back (1280 channels at 8 px: 0.44×; 960 at 16 px: 1.05×).
 const WINOGRAD_CHANNELS: usize = 192;
 const WINOGRAD_TILES: usize = 256;
 
