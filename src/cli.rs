@@ -117,6 +117,10 @@ pub struct EvalArgs {
     /// random embeddings): caption accuracy, diversity, CLIP score and time per sample.
     #[arg(long)]
     pub priors: bool,
+    /// Only CLIP's zero-shot read-out of the world's pictures (10 × samples of them): the
+    /// check of a newly trained CLIP before the stages that depend on it.
+    #[arg(long, conflicts_with = "priors")]
+    pub clip: bool,
 }
 
 #[derive(Args, Debug)]
@@ -500,6 +504,11 @@ pub fn run(cli: Cli) -> Result<(), String> {
         if a.priors {
             let report = crate::train::eval_priors::compare(&model_dir, a.samples, chosen.device)?;
             return publish(crate::train::eval_priors::table(&report), serde_json::to_string_pretty(&report), report.seconds);
+        }
+        if a.clip {
+            let report = crate::train::eval::evaluate_clip(&model_dir, a.samples, chosen.device)?;
+            let table = format!("| measure | value |\n|---|---|\n{}", crate::train::eval::clip_row(&report));
+            return publish(table, serde_json::to_string_pretty(&report), report.seconds);
         }
         let mut report = crate::train::eval::evaluate(&model_dir, a.samples, chosen.device)?;
         // A report committed beside the model names it the way recipes do, not by this

@@ -88,10 +88,10 @@ impl Recipe {
                 (Spec::quick(), [(700, 32, 3e-3), (150, 32, 1e-3), (60, 8, 1e-3), (45, 8, 1e-3), (150, 32, 1e-3)])
             }
             // The shipped model's budgets. `train all` runs CLIP → decoder beside super-res →
-            // prior: about 19 + 85–110 minutes on 2 cores (decoder 1.1–1.5 s a step, super-res
+            // prior: about 25–40 + 85–110 minutes on 2 cores (decoder 1.1–1.5 s a step, super-res
             // on 32 px crops about 1 s, depending on what else the machine does).
             RecipeKind::Full => {
-                (Spec::full(), [(3000, 64, 1e-3), (2000, 64, 5e-4), (4500, 16, 5e-4), (4000, 16, 5e-4), (4000, 64, 1e-3)])
+                (Spec::full(), [(4000, 64, 1e-3), (2000, 64, 5e-4), (4500, 16, 5e-4), (4000, 16, 5e-4), (4000, 64, 1e-3)])
             }
         };
         Self {
@@ -238,7 +238,7 @@ pub fn train_stage(
                 .map_err(|e| e.to_string())?,
                 logit_scale: Param::from_tensor(Tensor::from_floats([(1.0f32 / 0.07).ln()], &device)),
             };
-            let probe = clip::AttributeProbe::init(spec.embed_dim, &device);
+            let prototypes = clip::AttributePrototypes::init(spec.embed_dim, &device);
             drop(init_guard);
             let mut run = StageRun::new("clip", recipe.clip, work, quiet).map_err(|e| e.to_string())?;
             let exported = out.join("text_encoder").is_dir() && out.join("image_encoder").is_dir();
@@ -250,7 +250,7 @@ pub fn train_stage(
                     logit_scale: p.logit_scale,
                 })
             })?;
-            let trainee = clip::ClipTrainee { pair, probe };
+            let trainee = clip::ClipTrainee { pair, prototypes };
             let (pair, acc) = clip::train(trainee, &tok, &world, &mut run, start, &device)?;
             run.finish();
             export::save_component(out, "text_encoder", &pair.text, &text_cfg, true)?;
