@@ -509,10 +509,31 @@ fn host_loops_stay_off_autodiff_devices_so_training_keeps_its_gradients() {
 }
 
 #[test]
+fn host_resampling_gives_the_same_bits_as_burn_ops_at_odd_and_even_sizes() {
+    use unclip::kernels::Kernels;
+    use unclip::model::unet::resnet::{avg_pool2x, upsample_nearest2x};
+    let cpu = Device::flex();
+    for [b, c, h, w] in [[1usize, 1usize, 1usize, 1usize], [2, 3, 5, 4], [1, 4, 7, 9], [2, 8, 16, 16]] {
+        let x = tensor(&values(b * c * h * w, 5), [b, c, h, w], &cpu);
+        let up = |k| to_vec(upsample_nearest2x(k, x.clone()));
+        assert_eq!(up(Kernels::Host), up(Kernels::Reference), "upsample [{b}, {c}, {h}, {w}]");
+        let host_up = upsample_nearest2x(Kernels::Host, x.clone());
+        assert_eq!(host_up.dims(), [b, c, 2 * h, 2 * w]);
+        if h >= 2 && w >= 2 {
+            let pool = |k| to_vec(avg_pool2x(k, x.clone()));
+            assert_eq!(pool(Kernels::Host), pool(Kernels::Reference), "pool [{b}, {c}, {h}, {w}]");
+        }
+        // Pooling what was up-sampled gives the input back exactly (four equal values).
+        assert_eq!(to_vec(avg_pool2x(Kernels::Host, host_up)), to_vec(x.clone()));
+    }
+}
+
+#[test]
 fn host_conv3x3_equals_burn_conv_with_and_without_bias() {
     let cpu = Device::flex();
-    // The last case is wide enough (≥ 192 channels, ≥ 256 tiles) for the Winograd form, at odd
-    // sizes so that its partial edge tiles are exercised too.
+    // The second case has an image's few channels (the unfolded form); the last is wide
+    // enough (≥ 192 channels, ≥ 256 tiles) for the Winograd form, at odd sizes so that its
+    // partial edge tiles are exercised too.
     let cases = [(2usize, 8usize, 16usize, 12usize, 12usize, true), (1, 3, 5, 7, 9, false), (3, 16, 4, 1, 1, true), (1, 32, 32, 16, 5, true), (1, 192, 200, 33, 31, true)];
     for (b, ci, co, h, w, bias) in cases {
         let mut layer = burn::nn::conv::Conv2dConfig::new([ci, co], [3, 3])

@@ -294,6 +294,53 @@ pub fn conv3x3(conv: &Conv2d, x: &Tensor<4>) -> Option<Tensor<4>> {
     Some(tensor_from(out, [b, co, h, w], &device))
 }
 
+/// Nearest-neighbour ×2 (the up-sampling resnets), one pass per plane: burn's expand and
+/// reshape went through its generic strided iterator, about 4 % of the shipped model's time.
+pub fn upsample_nearest2x(x: &Tensor<4>) -> Option<Tensor<4>> {
+    let device = x.device();
+    let [b, c, h, w] = x.dims();
+    if !is_plain_flex(&device) || x.dtype() != DType::F32 || h == 0 || w == 0 {
+        return None;
+    }
+    let held = host_tensor(x);
+    let src = values(x, &held);
+    let mut out = vec![0f32; b * c * 4 * h * w];
+    out.par_chunks_mut(4 * h * w).zip(src.par_chunks(h * w)).for_each(|(dst, plane)| {
+        for (rows, line) in dst.chunks_exact_mut(4 * w).zip(plane.chunks_exact(w)) {
+            let (top, bottom) = rows.split_at_mut(2 * w);
+            for (pair, &v) in top.chunks_exact_mut(2).zip(line) {
+                pair.fill(v);
+            }
+            bottom.copy_from_slice(top);
+        }
+    });
+    Some(tensor_from(out, [b, c, 2 * h, 2 * w], &device))
+}
+
+/// 2×2 average pooling with stride 2, odd trailing rows and columns dropped; the sums in
+/// the order the burn-op form adds them ((a + b) + (c + d), then × ¼), so both give the
+/// same bits.
+pub fn avg_pool2x(x: &Tensor<4>) -> Option<Tensor<4>> {
+    let device = x.device();
+    let [b, c, h, w] = x.dims();
+    let (h2, w2) = (h / 2, w / 2);
+    if !is_plain_flex(&device) || x.dtype() != DType::F32 || h2 == 0 || w2 == 0 {
+        return None;
+    }
+    let held = host_tensor(x);
+    let src = values(x, &held);
+    let mut out = vec![0f32; b * c * h2 * w2];
+    out.par_chunks_mut(h2 * w2).zip(src.par_chunks(h * w)).for_each(|(dst, plane)| {
+        for (y, line) in dst.chunks_exact_mut(w2).enumerate() {
+            let (r0, r1) = (&plane[2 * y * w..2 * y * w + w], &plane[(2 * y + 1) * w..(2 * y + 2) * w]);
+            for (xx, d) in line.iter_mut().enumerate() {
+                *d = ((r0[2 * xx] + r0[2 * xx + 1]) + (r1[2 * xx] + r1[2 * xx + 1])) * 0.25;
+            }
+        }
+    });
+    Some(tensor_from(out, [b, c, h2, w2], &device))
+}
+
 /// The flex tensor behind `x`, to read its values in place. Reading a tensor out through
 /// burn copies it whenever it is shared — a layer's weight always is — into a new buffer,
 /// and again to align that: at Karlo's size a 2560 → 1280-channel conv copied 118 MB of

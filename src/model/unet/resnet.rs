@@ -77,12 +77,12 @@ impl ResnetBlock2D {
         match self.resample {
             Resample::None => {}
             Resample::Up => {
-                skip = upsample_nearest2x(skip);
-                h = upsample_nearest2x(h);
+                skip = upsample_nearest2x(self.kernels, skip);
+                h = upsample_nearest2x(self.kernels, h);
             }
             Resample::Down => {
-                skip = avg_pool2x(skip);
-                h = avg_pool2x(h);
+                skip = avg_pool2x(self.kernels, skip);
+                h = avg_pool2x(self.kernels, h);
             }
         }
         let h = conv(self.kernels, &self.conv1, h);
@@ -102,14 +102,26 @@ impl ResnetBlock2D {
     }
 }
 
-/// Nearest-neighbour ×2, as `F.interpolate(scale_factor=2, mode="nearest")`.
-pub fn upsample_nearest2x(x: Tensor<4>) -> Tensor<4> {
+/// Nearest-neighbour ×2, as `F.interpolate(scale_factor=2, mode="nearest")`: the host loop
+/// where `kernels` says so, burn's ops elsewhere.
+pub fn upsample_nearest2x(kernels: Kernels, x: Tensor<4>) -> Tensor<4> {
+    if kernels == Kernels::Host
+        && let Some(y) = crate::kernels::host::upsample_nearest2x(&x)
+    {
+        return y;
+    }
     let [b, c, h, w] = x.dims();
     x.reshape([b, c, h, 1, w, 1]).expand([b, c, h, 2, w, 2]).reshape([b, c, 2 * h, 2 * w])
 }
 
-/// 2×2 average pooling with stride 2 (odd trailing rows/columns dropped, as PyTorch floors).
-pub fn avg_pool2x(x: Tensor<4>) -> Tensor<4> {
+/// 2×2 average pooling with stride 2 (odd trailing rows/columns dropped, as PyTorch floors):
+/// the host loop where `kernels` says so, burn's ops elsewhere.
+pub fn avg_pool2x(kernels: Kernels, x: Tensor<4>) -> Tensor<4> {
+    if kernels == Kernels::Host
+        && let Some(y) = crate::kernels::host::avg_pool2x(&x)
+    {
+        return y;
+    }
     let [b, c, h, w] = x.dims();
     let (h2, w2) = (h / 2, w / 2);
     let x = if h % 2 == 1 || w % 2 == 1 { x.narrow(2, 0, 2 * h2).narrow(3, 0, 2 * w2) } else { x };
