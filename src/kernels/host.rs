@@ -37,12 +37,20 @@ pub fn is_plain_flex(device: &Device) -> bool {
 /// slower (masked attention ran 4–6× slower than unmasked).
 const EXP_CUTOFF: f32 = -80.0;
 
+/// a·b + c, fused where `FUSED` (the multiversioned paths, on CPUs with FMA), else as two
+/// roundings (the baseline path, where a fused multiply-add would be a library call).
+#[inline(always)]
+fn mul_add<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FUSED { a.mul_add(b, c) } else { a * b + c }
+}
+
 /// e^x for x ≤ 0 (as after subtracting a row maximum; −∞, NaN and anything below
 /// [`EXP_CUTOFF`] give 0): range reduction to r ∈ [−ln2/2, ln2/2] and a degree-6 Taylor
 /// polynomial, relative error ≈ 2e-7. Written without calls or branches (the cut-off is a
 /// select) so the loops over it vectorise.
 #[inline(always)]
-fn exp_nonpositive(x: f32) -> f32 {
+fn exp_nonpositive<const FUSED: bool>(x: f32) -> f32 {
+    let fma = mul_add::<FUSED>;
     let keep = x >= EXP_CUTOFF;
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
@@ -52,10 +60,11 @@ fn exp_nonpositive(x: f32) -> f32 {
     // Round to nearest by adding 1.5·2^23: n then sits in the low mantissa bits of `t`, so
     // 2^n is built with integer ops on the bits (a float → int cast would not vectorise).
     const MAGIC: f32 = 12_582_912.0;
-    let t = x * LOG2E + MAGIC;
+    let t = fma(x, LOG2E, MAGIC);
     let n = t - MAGIC;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let r = fma(-n, LN2_LO, fma(-n, LN2_HI, x));
+    // Horner, highest power first: 1/720, then 1/120 … 1.
+    let p = [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0].iter().fold(1.0 / 720.0, |acc, &c| fma(acc, r, c));
     let n_int = t.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
     let y = p * f32::from_bits(((n_int + 127) << 23) as u32);
     if keep { y } else { 0.0 }
@@ -63,42 +72,62 @@ fn exp_nonpositive(x: f32) -> f32 {
 
 /// σ(x) through [`exp_nonpositive`] on −|x|, so it never overflows.
 #[inline(always)]
-fn sigmoid(x: f32) -> f32 {
-    let e = exp_nonpositive(-x.abs());
+fn sigmoid<const FUSED: bool>(x: f32) -> f32 {
+    let e = exp_nonpositive::<FUSED>(-x.abs());
     let s = 1.0 / (1.0 + e);
     if x >= 0.0 { s } else { 1.0 - s }
 }
 
-/// Runs `body` compiled for AVX2+FMA where the CPU has them (the crate itself targets
-/// baseline x86-64), else as is.
+/// Runs `body` compiled for AVX-512 or AVX2, with FMA, where the CPU has them (the crate
+/// itself targets baseline x86-64), else as is. `body` sees a const `FUSED`, true on the FMA
+/// paths. Lane counts and the order of every sum are fixed by the code, not by the vector
+/// width, so the two FMA paths give the same bits.
 macro_rules! multiversion {
     ($body:expr) => {{
         #[cfg(target_arch = "x86_64")]
         {
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            unsafe fn fast512<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
             #[target_feature(enable = "avx2,fma")]
             unsafe fn fast<R>(f: impl FnOnce() -> R) -> R {
                 f()
             }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
+                #[allow(dead_code)] // bodies without a multiply-add ignore it
+                const FUSED: bool = true;
                 // SAFETY: the features were just detected on this CPU.
+                unsafe { fast512(|| $body) }
+            } else if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                #[allow(dead_code)] // bodies without a multiply-add ignore it
+                const FUSED: bool = true;
+                // SAFETY: as above.
                 unsafe { fast(|| $body) }
             } else {
+                #[allow(dead_code)] // bodies without a multiply-add ignore it
+                const FUSED: bool = false;
                 $body
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
+            #[allow(dead_code)]
+            const FUSED: bool = false;
             $body
         }
     }};
 }
 
-/// Σ f(x) with eight independent partial sums, so the loop vectorises (a single running
+/// Independent partial sums per reduction: one AVX-512 vector, two AVX2 ones.
+const LANES: usize = 16;
+
+/// Σ f(x) with [`LANES`] independent partial sums, so the loop vectorises (a single running
 /// sum is a serial dependency the compiler may not reorder).
 #[inline(always)]
 fn lane_sum_by(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    let mut acc = [0f32; 8];
-    let chunks = x.chunks_exact(8);
+    let mut acc = [0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
     let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
     for c in chunks {
         for (a, &v) in acc.iter_mut().zip(c) {
@@ -116,8 +145,8 @@ fn lane_sum(x: &[f32]) -> f32 {
 /// max x, vectorised like [`lane_sum`].
 #[inline(always)]
 fn lane_max(x: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; 8];
-    let chunks = x.chunks_exact(8);
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
     let tail = chunks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
     for c in chunks {
         for (a, &v) in acc.iter_mut().zip(c) {
@@ -174,7 +203,7 @@ pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tens
                         *s += b;
                     }
                 }
-                multiversion!(softmax_in_place(row));
+                multiversion!(softmax_in_place::<FUSED>(row));
             }
             // out = P · V.
             // SAFETY: P rows·m, V m·d, out rows·d.
@@ -192,15 +221,26 @@ pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tens
     Some(tensor_from(out, q.dims(), &device))
 }
 
-/// Row softmax in place with the polynomial exponential.
+/// Row softmax in place with the polynomial exponential; the exponentials are summed in
+/// the pass that writes them (one pass fewer over the row than exp, then sum).
 #[inline(always)]
-fn softmax_in_place(row: &mut [f32]) {
+fn softmax_in_place<const FUSED: bool>(row: &mut [f32]) {
     let max = lane_max(row);
     let max = if max.is_finite() { max } else { 0.0 };
-    for s in row.iter_mut() {
-        *s = exp_nonpositive(*s - max);
+    let mut acc = [0f32; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for (a, s) in acc.iter_mut().zip(c.iter_mut()) {
+            *s = exp_nonpositive::<FUSED>(*s - max);
+            *a += *s;
+        }
     }
-    let inv = 1.0 / lane_sum(row);
+    let mut tail = 0f32;
+    for s in chunks.into_remainder() {
+        *s = exp_nonpositive::<FUSED>(*s - max);
+        tail += *s;
+    }
+    let inv = 1.0 / (acc.iter().sum::<f32>() + tail);
     for s in row.iter_mut() {
         *s *= inv;
     }
@@ -258,7 +298,7 @@ pub fn group_norm_silu(norm: &GroupNorm, x: &Tensor<4>, cond: &TimeCond) -> Opti
             }
             multiversion!(for (y, &x) in o.iter_mut().zip(plane) {
                 let z = x * mul + off;
-                *y = z * sigmoid(z);
+                *y = z * sigmoid::<FUSED>(z);
             });
         }
     });
@@ -363,24 +403,28 @@ mod tests {
     use super::exp_nonpositive;
 
     #[test]
-    fn the_polynomial_exp_matches_libm_over_the_softmax_range() {
-        let mut worst = 0f32;
-        for i in 0..=80_000 {
-            let x = -(i as f32) / 1000.0;
-            let rel = (exp_nonpositive(x) - x.exp()).abs() / x.exp();
-            worst = worst.max(rel);
+    fn the_polynomial_exp_matches_libm_over_the_softmax_range_fused_or_not() {
+        fn check(exp: fn(f32) -> f32) {
+            let mut worst = 0f32;
+            for i in 0..=80_000 {
+                let x = -(i as f32) / 1000.0;
+                let rel = (exp(x) - x.exp()).abs() / x.exp();
+                worst = worst.max(rel);
+            }
+            assert!(worst < 1e-6, "relative error {worst}");
+            // Masked keys (−∞, or diffusers' −10 000 bias) and NaN weigh exactly nothing.
+            for x in [f32::NEG_INFINITY, -10_000.0, -80.5, f32::NAN] {
+                assert_eq!(exp(x), 0.0, "e^{x}");
+            }
         }
-        assert!(worst < 1e-6, "relative error {worst}");
-        // Masked keys (−∞, or diffusers' −10 000 bias) and NaN weigh exactly nothing.
-        for x in [f32::NEG_INFINITY, -10_000.0, -80.5, f32::NAN] {
-            assert_eq!(exp_nonpositive(x), 0.0, "e^{x}");
-        }
+        check(exp_nonpositive::<true>);
+        check(exp_nonpositive::<false>);
     }
 
     #[test]
     fn a_masked_key_gets_exactly_zero_weight_never_a_subnormal_one() {
         let mut row = vec![0.5, -1.0, -10_000.0, f32::NEG_INFINITY, 0.25, -90.0];
-        super::softmax_in_place(&mut row);
+        super::softmax_in_place::<false>(&mut row);
         assert!(row.iter().all(|p| *p == 0.0 || p.is_normal()), "{row:?}");
         assert_eq!(&row[2..4], &[0.0, 0.0]);
         assert_eq!(row[5], 0.0);
