@@ -429,6 +429,8 @@ fn attention_cases(device: &Device) -> Vec<(String, Tensor<4>, Tensor<4>, Tensor
     // (b, heads, n, m, d, bias shape)
     let shapes: Vec<(usize, usize, usize, usize, usize, Option<[usize; 4]>)> = vec![
         (2, 2, 256, 337, 32, Some([2, 1, 1, 337])),
+        // More query rows than two of the host loop's 128-row tiles, the last one partial.
+        (1, 2, 300, 41, 8, Some([1, 1, 1, 41])),
         (2, 3, 70, 45, 8, Some([2, 1, 1, 45])),
         (1, 4, 77, 77, 16, Some([1, 1, 77, 77])),
         (2, 2, 33, 33, 4, Some([2, 2, 33, 33])),
