@@ -511,6 +511,27 @@ fn host_loops_stay_off_autodiff_devices_so_training_keeps_its_gradients() {
 }
 
 #[test]
+fn host_gelu_equals_burn_erf_gelu_within_the_erf_formulas_error() {
+    let cpu = Device::flex();
+    // Values over [-12, 12] plus the edges: ±∞ and large magnitudes.
+    let mut v: Vec<f32> = values(4099, 9).iter().map(|x| 12.0 * x).collect();
+    v.extend([f32::INFINITY, f32::NEG_INFINITY, 1e6, -1e6, 0.0, -0.0]);
+    let x = tensor(&v, [v.len()], &cpu);
+    let want = to_vec(unclip::model::nn::gelu_erf(x.clone()));
+    let got = to_vec(kernels::host::gelu_erf(&x).expect("host gelu applies on flex f32"));
+    for ((g, w), xv) in got.iter().zip(&want).zip(&v) {
+        if xv.is_infinite() {
+            // x·Φ(x): +∞ at +∞; at −∞ burn's form gives −∞ · 0 = NaN, as PyTorch's does.
+            assert!(g.is_nan() == w.is_nan() && (g.is_nan() || g == w), "gelu({xv}): {g} vs {w}");
+            continue;
+        }
+        // ½·|x|·(erf error ≤ 5e-7), plus f32 rounding of the product.
+        let tol = 0.5 * xv.abs() * 5e-7 + 1e-7 * w.abs().max(1.0);
+        assert!((g - w).abs() <= tol, "gelu({xv}): {g} vs {w}");
+    }
+}
+
+#[test]
 fn host_resampling_gives_the_same_bits_as_burn_ops_at_odd_and_even_sizes() {
     use unclip::kernels::Kernels;
     use unclip::model::unet::resnet::{avg_pool2x, upsample_nearest2x};

@@ -20,6 +20,12 @@ pub fn attention(kernels: Kernels, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bia
     fused.unwrap_or_else(|| attention_reference(q, k, v, bias))
 }
 
+/// Exact (erf) GELU: the one-pass host loop where `kernels` says so, burn's ops elsewhere.
+pub fn gelu<const D: usize>(kernels: Kernels, x: Tensor<D>) -> Tensor<D> {
+    let fused = if kernels == Kernels::Host { crate::kernels::host::gelu_erf(&x) } else { None };
+    fused.unwrap_or_else(|| gelu_erf(x))
+}
+
 /// A 2-D convolution: the fused host loop for 3×3 convs where `kernels` says so, burn's op
 /// elsewhere.
 pub fn conv(kernels: Kernels, layer: &burn::nn::conv::Conv2d, x: Tensor<4>) -> Tensor<4> {

@@ -8,7 +8,7 @@ use burn::prelude::*;
 use super::attention::Attention;
 use super::config::PriorConfig;
 use super::embeddings::{TimestepEmbedding, timestep_tensor};
-use super::nn::{Act, gelu_erf, tensor_from};
+use super::nn::{Act, Kernels, gelu, tensor_from};
 use super::ModelError;
 
 /// diffusers `FeedForward` with exact GELU; checkpoint keys `ff.net.0.proj` and `ff.net.2`.
@@ -26,6 +26,8 @@ pub struct BasicTransformerBlock {
     pub attn1: Attention,
     pub norm3: LayerNorm,
     pub ff: FeedForward,
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 impl BasicTransformerBlock {
@@ -41,12 +43,13 @@ impl BasicTransformerBlock {
                 net_0_proj: LinearConfig::new(inner, 4 * inner).init(device),
                 net_2: LinearConfig::new(4 * inner, inner).init(device),
             },
+            kernels: Kernels::for_device(device),
         }
     }
 
     pub fn forward(&self, x: Tensor<3>, bias: Option<Tensor<4>>) -> Tensor<3> {
         let x = x.clone() + self.attn1.forward(self.norm1.forward(x), bias);
-        let h = self.ff.net_2.forward(gelu_erf(self.ff.net_0_proj.forward(self.norm3.forward(x.clone()))));
+        let h = self.ff.net_2.forward(gelu(self.kernels, self.ff.net_0_proj.forward(self.norm3.forward(x.clone()))));
         x + h
     }
 }
