@@ -255,16 +255,7 @@ fn unfolded(x: &[f32], weight: &[f32], bias: Option<&[f32]>, [b, ci, h, w]: [usi
             dst.copy_from_slice(&image[from..from + len]);
         }
         let mut acc = vec![0f32; co * len];
-        // SAFETY: acc is [co, len], filters [co, k] and band [k, len], all row-major.
-        unsafe {
-            gemm::gemm(
-                co, len, k,
-                acc.as_mut_ptr(), 1, len as isize, false,
-                filters.as_ptr(), 1, k as isize,
-                band.as_ptr(), 1, len as isize,
-                0.0, 1.0, false, false, false, gemm::Parallelism::None,
-            );
-        }
+        super::product::product_into(&mut acc, &filters, &band, [co, k, len]);
         acc
     })
 }

@@ -213,16 +213,7 @@ pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&Tens
                 *norm = multiversion!(softmax_unnormalised::<FUSED>(row));
             }
             // out = P · V.
-            // SAFETY: P rows·m, V m·d, out rows·d.
-            unsafe {
-                gemm::gemm(
-                    rows, d, m,
-                    o.as_mut_ptr(), 1, d as isize, false,
-                    scores.as_ptr(), 1, m as isize,
-                    values.as_ptr(), 1, d as isize,
-                    0.0, 1.0, false, false, false, gemm::Parallelism::None,
-                );
-            }
+            super::product::product_into(o, &scores, values, [rows, m, d]);
             for (line, &norm) in o.chunks_exact_mut(d).zip(&norms) {
                 for x in line {
                     *x *= norm;

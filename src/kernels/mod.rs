@@ -32,6 +32,7 @@ pub mod host;
 pub mod preview;
 pub mod sampler;
 pub mod conv3x3;
+pub mod product;
 
 use std::sync::OnceLock;
 
