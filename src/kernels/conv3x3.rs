@@ -231,10 +231,10 @@ fn direct(x: &[f32], weight: &[f32], bias: Option<&[f32]>, [b, ci, h, w]: [usize
 }
 
 /// The direct form as one product per piece: the nine shifted views are copied one under
-/// the other into a [9·ci, len] band, and the filters reordered to [co, 9·ci] to match.
-/// Narrow layers gain: nine products with an inner length of ci each re-read and re-write
-/// the whole accumulator and repack their operands, where one product of length 9·ci does
-/// that once. The copy is 1/co of the arithmetic.
+/// the other into a [9·ci, len] band, and the filters reordered to [co, 9·ci] to match. With
+/// an image's 3–6 channels the direct form's nine products are only that long, each
+/// re-reading and re-writing the whole accumulator; one product 9·ci long does that once.
+/// From about 8 channels the band's copy costs more than that saves (`UNFOLD_CHANNELS`).
 fn unfolded(x: &[f32], weight: &[f32], bias: Option<&[f32]>, [b, ci, h, w]: [usize; 4], co: usize) -> Vec<f32> {
     let (pw, plane) = (w + 2, (h + 2) * (w + 2));
     let k = 9 * ci;
