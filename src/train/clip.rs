@@ -73,13 +73,13 @@ pub type AttributeLabels = [Option<usize>; 5];
 
 /// Every attribute of a scene (what its picture shows).
 pub fn scene_labels(sc: &Scene) -> AttributeLabels {
-    [
-        Some(class_of(&Shape::ALL, &sc.shape)),
-        Some(class_of(&Colour::ALL, &sc.colour)),
-        Some(class_of(&Colour::ALL, &sc.background)),
-        Some(class_of(&Size::ALL, &sc.size)),
-        Some(class_of(&Position::ALL, &sc.position)),
-    ]
+    stated_labels(&Mentioned {
+        shape: Some(sc.shape),
+        colour: Some(sc.colour),
+        background: Some(sc.background),
+        size: Some(sc.size),
+        position: Some(sc.position),
+    })
 }
 
 /// The attributes a caption states.

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::eval::{CaptionAccuracy, DIVERSITY_CAPTIONS, DIVERSITY_PER_CAPTION, Tally, compositions, read};
+use super::eval::{CaptionAccuracy, DIVERSITY_CAPTIONS, DIVERSITY_PER_CAPTION, EVAL_WORLD_SEED, Tally, compositions, read};
 use super::oracle::Reading;
 use super::world::{Split, World};
 use crate::model::ar_codebook::DotHalf;
@@ -155,7 +155,7 @@ fn row(e: &mut Engine, world: &World, kind: PriorRowKind, samples: usize) -> Res
 /// Every row, `samples` captions per split; the rows run two at a time on two engines.
 pub fn compare(model: &Path, samples: usize, device: burn::tensor::Device) -> Result<PriorReport, String> {
     let started = Instant::now();
-    let world = World::new(12345);
+    let world = World::new(EVAL_WORLD_SEED);
     let open = || Engine::open(model, device.clone()).map_err(|err| err.to_string());
     if !crate::model::folder::ModelFolder::open(model).map_err(|err| err.to_string())?.has_ar_prior() {
         return Err(format!("{}: no autoregressive prior (ar_prior/) to compare", model.display()));
